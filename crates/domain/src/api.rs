@@ -1,0 +1,849 @@
+//! The Tyk Classic API definition, as Gatehouse reads it.
+//!
+//! An operator sends a Tyk Classic API definition (the JSON Tyk's gateway keeps in `apps/*.json` and
+//! Tyk's dashboard exchanges on `/api/apis`). Gatehouse keeps the document exactly as given (so a
+//! Tyk definition round-trips), reads the fields it acts on into [`ApiDefinition`], and reports every
+//! other field that carries a value in a `warnings` list, so someone migrating from Tyk sees at once
+//! what will not take effect.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::ValidationError;
+use crate::ids;
+
+/// The fields of a Tyk Classic API definition that Gatehouse acts on. Every field is optional on
+/// the wire and takes Tyk's default when absent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiDefinition {
+    /// Human name of the API.
+    pub name: String,
+    /// Stable identifier; generated when absent.
+    pub api_id: String,
+    /// Owning organisation (kept; Gatehouse has a single organisation).
+    pub org_id: String,
+    /// An inactive API is not routed (404).
+    pub active: bool,
+    /// Where the API listens and where it forwards.
+    pub proxy: ProxyConfig,
+    /// Serve without authentication.
+    pub use_keyless: bool,
+    /// Authenticate with a JWT.
+    pub enable_jwt: bool,
+    /// Allowed algorithm family: `rsa`, `ecdsa`, `eddsa` or `hmac`.
+    pub jwt_signing_method: String,
+    /// A JWKS URL, a base64-encoded JWKS URL, or a base64-encoded PEM key / HMAC secret.
+    pub jwt_source: String,
+    /// Several JWKS endpoints, each with an optional cache timeout.
+    pub jwt_jwks_uris: Vec<JwksUri>,
+    /// Claim holding the identity (literal key first, then a dotted path); falls back to `sub`.
+    pub jwt_identity_base_field: String,
+    /// Tyk's "client base field" (a Tyk key id); kept, not acted on.
+    pub jwt_client_base_field: String,
+    /// Claim holding the policy id (e.g. `pol`).
+    pub jwt_policy_field_name: String,
+    /// Policies applied when the token names none.
+    pub jwt_default_policies: Vec<String>,
+    /// Leeway in seconds for `iat` in the future.
+    pub jwt_issued_at_validation_skew: u64,
+    /// Leeway in seconds after `exp`.
+    pub jwt_expires_at_validation_skew: u64,
+    /// Leeway in seconds before `nbf`.
+    pub jwt_not_before_validation_skew: u64,
+    /// Tyk one-to-one mode only; kept, not acted on.
+    pub jwt_skip_kid: bool,
+    /// Legacy scope → policy mapping (Tyk: deprecated in favour of `scopes.jwt`).
+    pub jwt_scope_to_policy_mapping: BTreeMap<String, String>,
+    /// Legacy name of the scope claim (default `scope`).
+    pub jwt_scope_claim_name: String,
+    /// Accepted `iss` values; empty accepts any (Gatehouse extension, Tyk OAS `allowedIssuers`).
+    pub jwt_allowed_issuers: Vec<String>,
+    /// Accepted `aud` values, any one must match; empty accepts any (Tyk OAS `allowedAudiences`).
+    pub jwt_allowed_audiences: Vec<String>,
+    /// New home of the scope mapping.
+    pub scopes: Scopes,
+    /// Do not record the OAuth client id from `cid`/`client_id`/`clientId`/`azp`.
+    pub idp_client_id_mapping_disabled: bool,
+    /// Legacy location of the credential.
+    pub auth: AuthConfig,
+    /// Where each auth method reads its credential; key `jwt` for JWT.
+    pub auth_configs: BTreeMap<String, AuthConfig>,
+    /// Remove the credential before proxying.
+    pub strip_auth_data: bool,
+    /// Do not enforce session rate limits on this API.
+    pub disable_rate_limit: bool,
+    /// Do not enforce quotas on this API.
+    pub disable_quota: bool,
+    /// A rate limit for the API as a whole.
+    pub global_rate_limit: RateLimit,
+    /// Versions of the API.
+    pub version_data: VersionData,
+    /// Where the version is read from a request.
+    pub definition: VersionDefinition,
+}
+
+impl Default for ApiDefinition {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            api_id: String::new(),
+            org_id: String::new(),
+            active: true,
+            proxy: ProxyConfig::default(),
+            use_keyless: false,
+            enable_jwt: false,
+            jwt_signing_method: String::new(),
+            jwt_source: String::new(),
+            jwt_jwks_uris: Vec::new(),
+            jwt_identity_base_field: String::new(),
+            jwt_client_base_field: String::new(),
+            jwt_policy_field_name: String::new(),
+            jwt_default_policies: Vec::new(),
+            jwt_issued_at_validation_skew: 0,
+            jwt_expires_at_validation_skew: 0,
+            jwt_not_before_validation_skew: 0,
+            jwt_skip_kid: false,
+            jwt_scope_to_policy_mapping: BTreeMap::new(),
+            jwt_scope_claim_name: String::new(),
+            jwt_allowed_issuers: Vec::new(),
+            jwt_allowed_audiences: Vec::new(),
+            scopes: Scopes::default(),
+            idp_client_id_mapping_disabled: false,
+            auth: AuthConfig::default(),
+            auth_configs: BTreeMap::new(),
+            strip_auth_data: false,
+            disable_rate_limit: false,
+            disable_quota: false,
+            global_rate_limit: RateLimit::default(),
+            version_data: VersionData::default(),
+            definition: VersionDefinition::default(),
+        }
+    }
+}
+
+/// `proxy{…}`: routing and forwarding.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProxyConfig {
+    /// Path prefix the API is served under, e.g. `/payments/`.
+    pub listen_path: String,
+    /// Upstream base URL, `http://` or `https://`.
+    pub target_url: String,
+    /// Remove the listen path before forwarding.
+    pub strip_listen_path: bool,
+    /// Send the client's `Host` header upstream instead of the target's host.
+    pub preserve_host_header: bool,
+}
+
+/// One entry of `jwt_jwks_uris`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct JwksUri {
+    /// The JWKS URL.
+    pub url: String,
+    /// Cache lifetime for this URL in seconds (a number, or a duration such as `"300s"`, `"5m"`);
+    /// `None` uses the global setting.
+    #[serde(
+        deserialize_with = "de_opt_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cache_timeout: Option<u64>,
+}
+
+/// `scopes{jwt{…}}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Scopes {
+    /// Scope mapping for JWT.
+    pub jwt: ScopeMapping,
+}
+
+/// A scope claim name and a scope → policy id map.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScopeMapping {
+    /// Claim holding the scopes (default `scope`).
+    pub scope_claim_name: String,
+    /// Scope → policy id.
+    pub scope_to_policy: BTreeMap<String, String>,
+}
+
+/// Where a credential is read (`auth` / `auth_configs.<method>`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// Header holding the credential (default `Authorization`).
+    pub auth_header_name: String,
+    /// Read it from a query parameter.
+    pub use_param: bool,
+    /// Name of that parameter (default: the header name).
+    pub param_name: String,
+    /// Read it from a cookie.
+    pub use_cookie: bool,
+    /// Name of that cookie (default: the header name).
+    pub cookie_name: String,
+    /// Do not read the header at all.
+    pub disable_header: bool,
+}
+
+/// A rate limit: `rate` requests per `per` seconds. `rate <= 0` means none.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct RateLimit {
+    /// Requests allowed per window.
+    pub rate: f64,
+    /// Window length in seconds.
+    pub per: f64,
+}
+
+impl RateLimit {
+    /// Whether this limit restricts anything.
+    pub fn is_enabled(&self) -> bool {
+        self.rate > 0.0 && self.per > 0.0
+    }
+}
+
+/// `version_data{…}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VersionData {
+    /// The API has a single, unnamed version (`Default`).
+    pub not_versioned: bool,
+    /// Version used when a request names none.
+    pub default_version: String,
+    /// Versions by name.
+    pub versions: BTreeMap<String, Value>,
+}
+
+impl Default for VersionData {
+    fn default() -> Self {
+        Self {
+            not_versioned: true,
+            default_version: String::new(),
+            versions: BTreeMap::new(),
+        }
+    }
+}
+
+/// `definition{location, key, strip_path}`: where the version name is read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VersionDefinition {
+    /// `header`, `url-param` or `url`.
+    pub location: String,
+    /// Header or parameter name.
+    pub key: String,
+    /// Remove the version from the path before forwarding (`url` location).
+    pub strip_path: bool,
+}
+
+/// The algorithm families of `jwt_signing_method`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SigningMethod {
+    /// RS256/384/512 and PS256/384/512.
+    Rsa,
+    /// ES256/384.
+    Ecdsa,
+    /// EdDSA (Ed25519).
+    Eddsa,
+    /// HS256/384/512 with a shared secret.
+    Hmac,
+}
+
+impl SigningMethod {
+    /// Parses Tyk's value (case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "rsa" => Some(Self::Rsa),
+            "ecdsa" => Some(Self::Ecdsa),
+            "eddsa" => Some(Self::Eddsa),
+            "hmac" => Some(Self::Hmac),
+            _ => None,
+        }
+    }
+}
+
+/// A definition that passed validation: the typed view, the document to store (the input with
+/// `api_id` filled in and the listen path normalised), and the warnings to show.
+#[derive(Debug, Clone)]
+pub struct ValidatedApi {
+    /// The typed view the gateway acts on.
+    pub def: ApiDefinition,
+    /// The document as stored and returned: every field of the input is kept.
+    pub raw: Value,
+    /// Fields that are kept but have no effect in Gatehouse.
+    pub warnings: Vec<String>,
+}
+
+impl ApiDefinition {
+    /// Reads a stored document without validating it (it was validated when it was stored).
+    pub fn from_stored(raw: &Value) -> Result<Self, ValidationError> {
+        serde_path_to_error::deserialize(raw.clone()).map_err(|e| ValidationError::from_serde(&e))
+    }
+
+    /// Whether the API authenticates requests with some method Gatehouse does not support; such
+    /// APIs are refused (401) rather than served open.
+    pub fn auth_mode(&self) -> AuthMode {
+        if self.use_keyless {
+            AuthMode::Keyless
+        } else if self.enable_jwt {
+            AuthMode::Jwt
+        } else {
+            AuthMode::Unsupported
+        }
+    }
+
+    /// Where the JWT is read: `auth_configs.jwt`, else the legacy `auth`, else the defaults.
+    pub fn jwt_auth_config(&self) -> AuthConfig {
+        self.auth_configs
+            .get("jwt")
+            .cloned()
+            .unwrap_or_else(|| self.auth.clone())
+    }
+
+    /// The scope claim and mapping in force: `scopes.jwt` when it has a mapping, else the legacy
+    /// `jwt_scope_*` fields (Tyk's rule).
+    pub fn scope_mapping(&self) -> ScopeMapping {
+        if !self.scopes.jwt.scope_to_policy.is_empty() {
+            let mut m = self.scopes.jwt.clone();
+            if m.scope_claim_name.is_empty() {
+                m.scope_claim_name = "scope".to_owned();
+            }
+            m
+        } else {
+            ScopeMapping {
+                scope_claim_name: if self.jwt_scope_claim_name.is_empty() {
+                    "scope".to_owned()
+                } else {
+                    self.jwt_scope_claim_name.clone()
+                },
+                scope_to_policy: self.jwt_scope_to_policy_mapping.clone(),
+            }
+        }
+    }
+}
+
+/// How an API authenticates requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// No authentication.
+    Keyless,
+    /// JWT checked against keys from the IdP.
+    Jwt,
+    /// A Tyk auth method Gatehouse does not implement; requests are refused.
+    Unsupported,
+}
+
+/// Validates an API definition sent by an operator (create or replace) and returns what to store.
+///
+/// `path_id` is the id from the URL on a replace; the body's `api_id` must then be absent or equal.
+pub fn validate_api(input: Value, path_id: Option<&str>) -> Result<ValidatedApi, ValidationError> {
+    let Value::Object(mut obj) = input else {
+        return Err(ValidationError::new(
+            "",
+            "the body must be a JSON object (a Tyk Classic API definition)",
+        ));
+    };
+    // Tyk's dashboard wraps definitions as {"api_definition": {...}}; accept that too.
+    if !obj.contains_key("proxy")
+        && let Some(Value::Object(inner)) = obj.get("api_definition")
+    {
+        obj = inner.clone();
+    }
+
+    let def: ApiDefinition = serde_path_to_error::deserialize(Value::Object(obj.clone()))
+        .map_err(|e| ValidationError::from_serde(&e))?;
+    let mut def = def;
+
+    // Identity.
+    match (path_id, def.api_id.is_empty()) {
+        (Some(id), true) => def.api_id = id.to_owned(),
+        (Some(id), false) if def.api_id != id => {
+            return Err(ValidationError::new(
+                "api_id",
+                format!(
+                    "api_id '{}' in the body does not match '{id}' in the URL",
+                    def.api_id
+                ),
+            ));
+        }
+        (None, true) => def.api_id = ids::new_id(),
+        _ => {}
+    }
+    if !ids::is_valid_id(&def.api_id) {
+        return Err(ValidationError::new(
+            "api_id",
+            "api_id must be 1-128 characters of letters, digits, '.', '_', '~' or '-'",
+        ));
+    }
+    obj.insert("api_id".to_owned(), Value::String(def.api_id.clone()));
+
+    if def.name.trim().is_empty() {
+        return Err(ValidationError::new("name", "name is required"));
+    }
+    if def.name.len() > 200 {
+        return Err(ValidationError::new(
+            "name",
+            "name must be at most 200 characters",
+        ));
+    }
+
+    // Proxy.
+    let lp = normalize_listen_path(&def.proxy.listen_path)
+        .map_err(|m| ValidationError::new("proxy.listen_path", m))?;
+    def.proxy.listen_path = lp.clone();
+    if let Some(Value::Object(p)) = obj.get_mut("proxy") {
+        p.insert("listen_path".to_owned(), Value::String(lp));
+    }
+    validate_http_url(&def.proxy.target_url)
+        .map_err(|m| ValidationError::new("proxy.target_url", m))?;
+
+    // Authentication.
+    if def.use_keyless && def.enable_jwt {
+        return Err(ValidationError::new(
+            "enable_jwt",
+            "use_keyless and enable_jwt are mutually exclusive: choose one authentication mode",
+        ));
+    }
+    if def.enable_jwt {
+        validate_jwt(&def)?;
+    }
+    if def.global_rate_limit.rate < 0.0 || def.global_rate_limit.per < 0.0 {
+        return Err(ValidationError::new(
+            "global_rate_limit",
+            "global_rate_limit.rate and .per must not be negative",
+        ));
+    }
+    if def.global_rate_limit.rate > 0.0 && def.global_rate_limit.per <= 0.0 {
+        return Err(ValidationError::new(
+            "global_rate_limit.per",
+            "global_rate_limit.per must be a positive number of seconds when rate is set",
+        ));
+    }
+
+    let warnings = warnings_for(&obj, &def);
+    Ok(ValidatedApi {
+        def,
+        raw: Value::Object(obj),
+        warnings,
+    })
+}
+
+fn validate_jwt(def: &ApiDefinition) -> Result<(), ValidationError> {
+    if SigningMethod::parse(&def.jwt_signing_method).is_none() {
+        return Err(ValidationError::new(
+            "jwt_signing_method",
+            "jwt_signing_method must be one of rsa, ecdsa, eddsa, hmac",
+        ));
+    }
+    if def.jwt_source.trim().is_empty() && def.jwt_jwks_uris.is_empty() {
+        return Err(ValidationError::new(
+            "jwt_source",
+            "enable_jwt needs jwt_source (a JWKS URL, a base64 JWKS URL or a base64 PEM key/secret) \
+             or jwt_jwks_uris",
+        ));
+    }
+    for (i, u) in def.jwt_jwks_uris.iter().enumerate() {
+        validate_http_url(&u.url)
+            .map_err(|m| ValidationError::new(format!("jwt_jwks_uris.{i}.url"), m))?;
+    }
+    if def.jwt_identity_base_field.contains(char::is_whitespace) {
+        return Err(ValidationError::new(
+            "jwt_identity_base_field",
+            "jwt_identity_base_field must be a claim name without spaces",
+        ));
+    }
+    Ok(())
+}
+
+/// Normalises a listen path: a leading `/` is added, and it must not contain whitespace, `?` or `#`.
+pub fn normalize_listen_path(lp: &str) -> Result<String, String> {
+    let lp = lp.trim();
+    if lp.is_empty() {
+        return Err("proxy.listen_path is required, e.g. \"/my-api/\"".to_owned());
+    }
+    if lp.len() > 1024 {
+        return Err("proxy.listen_path must be at most 1024 characters".to_owned());
+    }
+    if lp.contains(|c: char| c.is_whitespace() || c == '?' || c == '#' || c.is_control()) {
+        return Err("proxy.listen_path must not contain spaces, '?' or '#'".to_owned());
+    }
+    Ok(if lp.starts_with('/') {
+        lp.to_owned()
+    } else {
+        format!("/{lp}")
+    })
+}
+
+fn validate_http_url(s: &str) -> Result<(), String> {
+    if s.trim().is_empty() {
+        return Err("a URL is required, e.g. \"http://127.0.0.1:9000\"".to_owned());
+    }
+    let u = url::Url::parse(s).map_err(|e| format!("'{s}' is not a valid URL: {e}"))?;
+    if u.scheme() != "http" && u.scheme() != "https" {
+        return Err(format!("'{s}' must start with http:// or https://"));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("'{s}' has no host"));
+    }
+    Ok(())
+}
+
+/// Top-level fields Gatehouse acts on, or that only identify the document.
+const KNOWN_TOP: &[&str] = &[
+    // identity and bookkeeping
+    "name",
+    "api_id",
+    "org_id",
+    "id",
+    "_id",
+    "slug",
+    "tags",
+    "api_model",
+    "created_at",
+    "last_updated",
+    "expiration",
+    // acted on
+    "active",
+    "proxy",
+    "use_keyless",
+    "enable_jwt",
+    "jwt_signing_method",
+    "jwt_source",
+    "jwt_jwks_uris",
+    "jwt_identity_base_field",
+    "jwt_policy_field_name",
+    "jwt_default_policies",
+    "jwt_issued_at_validation_skew",
+    "jwt_expires_at_validation_skew",
+    "jwt_not_before_validation_skew",
+    "jwt_scope_to_policy_mapping",
+    "jwt_scope_claim_name",
+    "jwt_allowed_issuers",
+    "jwt_allowed_audiences",
+    "scopes",
+    "idp_client_id_mapping_disabled",
+    "auth",
+    "auth_configs",
+    "strip_auth_data",
+    "disable_rate_limit",
+    "disable_quota",
+    "global_rate_limit",
+    "version_data",
+    "definition",
+];
+
+const KNOWN_PROXY: &[&str] = &[
+    "listen_path",
+    "target_url",
+    "strip_listen_path",
+    "preserve_host_header",
+];
+
+const KNOWN_VERSION: &[&str] = &["name", "expires", "use_extended_paths", "override_target"];
+
+/// Tyk auth switches Gatehouse does not implement.
+const UNSUPPORTED_AUTH: &[&str] = &[
+    "use_standard_auth",
+    "use_oauth2",
+    "use_basic_auth",
+    "use_mutual_tls_auth",
+    "enable_signature_checking",
+    "use_openid",
+    "custom_plugin_auth_enabled",
+    "use_go_plugin_auth",
+    "enable_coprocess_auth",
+    "external_oauth",
+];
+
+fn warnings_for(obj: &Map<String, Value>, def: &ApiDefinition) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in obj {
+        if KNOWN_TOP.contains(&k.as_str()) || !has_value(v) {
+            continue;
+        }
+        if UNSUPPORTED_AUTH.contains(&k.as_str()) {
+            out.push(format!(
+                "{k}: this authentication method is not supported by Gatehouse; \
+                 use use_keyless or enable_jwt"
+            ));
+        } else {
+            out.push(format!("{k}: kept but has no effect in Gatehouse"));
+        }
+    }
+    if let Some(Value::Object(p)) = obj.get("proxy") {
+        for (k, v) in p {
+            if !KNOWN_PROXY.contains(&k.as_str()) && has_value(v) {
+                out.push(format!("proxy.{k}: kept but has no effect in Gatehouse"));
+            }
+        }
+    }
+    if let Some(Value::Object(vd)) = obj.get("version_data")
+        && let Some(Value::Object(versions)) = vd.get("versions")
+    {
+        for (name, v) in versions {
+            if let Value::Object(v) = v {
+                for (k, val) in v {
+                    if !KNOWN_VERSION.contains(&k.as_str()) && has_value(val) {
+                        out.push(format!(
+                            "version_data.versions.{name}.{k}: kept but has no effect in Gatehouse"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if !def.jwt_client_base_field.is_empty() {
+        out.push(
+            "jwt_client_base_field: Tyk keys do not exist in Gatehouse; \
+             portal-registered clients get their catalogue policy instead"
+                .to_owned(),
+        );
+    }
+    if def.jwt_skip_kid {
+        out.push("jwt_skip_kid: only meaningful in Tyk's one-to-one mode; ignored".to_owned());
+    }
+    if def.auth_mode() == AuthMode::Unsupported {
+        out.push(
+            "no supported authentication mode: requests to this API are refused (401) \
+             until use_keyless or enable_jwt is set"
+                .to_owned(),
+        );
+    }
+    out
+}
+
+/// Whether a JSON value carries information: `null`, `false`, `0`, `""`, `[]`, `{}` and objects
+/// made only of those do not. Tyk exports are full of such defaults, which are not worth a warning.
+pub fn has_value(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => o.values().any(has_value),
+    }
+}
+
+/// Accepts seconds as a number or as a duration string (`"300s"`, `"5m"`, `"1h"`, `"250"`).
+fn de_opt_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let v = Value::deserialize(d)?;
+    match v {
+        Value::Null => Ok(None),
+        Value::Number(n) => n.as_u64().map(Some).ok_or_else(|| {
+            serde::de::Error::custom("cache_timeout must be a whole number of seconds")
+        }),
+        Value::String(s) => parse_duration_secs(&s).map(Some).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "'{s}' is not a duration such as \"300s\" or \"5m\""
+            ))
+        }),
+        _ => Err(serde::de::Error::custom(
+            "cache_timeout must be seconds or a duration string",
+        )),
+    }
+}
+
+/// Parses `"300"`, `"300s"`, `"5m"`, `"1h"`, `"1h30m"` into seconds.
+pub fn parse_duration_secs(s: &str) -> Option<u64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(n) = s.parse::<u64>() {
+        return Some(n);
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+        } else {
+            let n: u64 = num.parse().ok()?;
+            num.clear();
+            let mult = match c {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                _ => return None,
+            };
+            total = total.checked_add(n.checked_mul(mult)?)?;
+        }
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn minimal() -> Value {
+        json!({
+            "name": "Echo",
+            "proxy": {"listen_path": "/echo/", "target_url": "http://127.0.0.1:9000"},
+            "use_keyless": true
+        })
+    }
+
+    #[test]
+    fn minimal_definition_gets_an_id_and_no_warnings() {
+        let v = validate_api(minimal(), None).unwrap();
+        assert_eq!(v.def.api_id.len(), 32);
+        assert_eq!(v.raw["api_id"], json!(v.def.api_id));
+        assert!(v.def.active, "active defaults to true");
+        assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+        assert_eq!(v.def.auth_mode(), AuthMode::Keyless);
+    }
+
+    #[test]
+    fn listen_path_gets_a_leading_slash_in_both_views() {
+        let mut d = minimal();
+        d["proxy"]["listen_path"] = json!("echo/");
+        let v = validate_api(d, None).unwrap();
+        assert_eq!(v.def.proxy.listen_path, "/echo/");
+        assert_eq!(v.raw["proxy"]["listen_path"], json!("/echo/"));
+    }
+
+    #[test]
+    fn missing_or_bad_fields_are_named() {
+        let mut d = minimal();
+        d.as_object_mut().unwrap().remove("name");
+        assert_eq!(validate_api(d, None).unwrap_err().field, "name");
+
+        let mut d = minimal();
+        d["proxy"]["target_url"] = json!("ftp://x");
+        assert_eq!(validate_api(d, None).unwrap_err().field, "proxy.target_url");
+
+        let mut d = minimal();
+        d["proxy"]["listen_path"] = json!(42);
+        let e = validate_api(d, None).unwrap_err();
+        assert_eq!(e.field, "proxy.listen_path");
+        assert!(e.message.contains("invalid type"), "{}", e.message);
+
+        let mut d = minimal();
+        d["proxy"].as_object_mut().unwrap().remove("listen_path");
+        assert_eq!(
+            validate_api(d, None).unwrap_err().field,
+            "proxy.listen_path"
+        );
+
+        assert_eq!(validate_api(json!([1]), None).unwrap_err().field, "");
+    }
+
+    #[test]
+    fn id_in_body_must_match_the_url() {
+        let mut d = minimal();
+        d["api_id"] = json!("a");
+        assert_eq!(
+            validate_api(d.clone(), Some("b")).unwrap_err().field,
+            "api_id"
+        );
+        assert_eq!(validate_api(d, Some("a")).unwrap().def.api_id, "a");
+        assert_eq!(validate_api(minimal(), Some("c")).unwrap().def.api_id, "c");
+    }
+
+    #[test]
+    fn jwt_needs_a_method_and_a_key_source() {
+        let mut d = minimal();
+        d["use_keyless"] = json!(false);
+        d["enable_jwt"] = json!(true);
+        assert_eq!(
+            validate_api(d.clone(), None).unwrap_err().field,
+            "jwt_signing_method"
+        );
+        d["jwt_signing_method"] = json!("rsa");
+        assert_eq!(
+            validate_api(d.clone(), None).unwrap_err().field,
+            "jwt_source"
+        );
+        d["jwt_jwks_uris"] = json!([{"url": "nope"}]);
+        assert_eq!(
+            validate_api(d.clone(), None).unwrap_err().field,
+            "jwt_jwks_uris.0.url"
+        );
+        d["jwt_jwks_uris"] = json!([{"url": "http://127.0.0.1/jwks", "cache_timeout": "5m"}]);
+        let v = validate_api(d.clone(), None).unwrap();
+        assert_eq!(v.def.jwt_jwks_uris[0].cache_timeout, Some(300));
+        assert_eq!(v.def.auth_mode(), AuthMode::Jwt);
+        d["use_keyless"] = json!(true);
+        assert_eq!(validate_api(d, None).unwrap_err().field, "enable_jwt");
+    }
+
+    #[test]
+    fn tyk_fields_without_effect_are_kept_and_warned_about() {
+        let mut d = minimal();
+        d["CORS"] = json!({"enable": true, "allowed_origins": ["*"]});
+        d["enable_batch_request_support"] = json!(false); // a default: no warning
+        d["custom_middleware"] = json!({"pre": [], "post": []}); // empty: no warning
+        d["proxy"]["enable_load_balancing"] = json!(true);
+        d["use_basic_auth"] = json!(true);
+        d["version_data"] = json!({"not_versioned": true, "versions": {"Default": {
+            "name": "Default", "use_extended_paths": true,
+            "extended_paths": {"transform": [{"path": "/x"}]}}}});
+        let v = validate_api(d, None).unwrap();
+        assert_eq!(v.raw["CORS"]["allowed_origins"], json!(["*"]));
+        assert_eq!(v.raw["enable_batch_request_support"], json!(false));
+        let w = v.warnings.join("\n");
+        assert!(w.contains("CORS:"), "{w}");
+        assert!(w.contains("proxy.enable_load_balancing:"), "{w}");
+        assert!(
+            w.contains("use_basic_auth: this authentication method is not supported"),
+            "{w}"
+        );
+        assert!(
+            w.contains("version_data.versions.Default.extended_paths:"),
+            "{w}"
+        );
+        assert!(!w.contains("enable_batch_request_support"), "{w}");
+        assert!(!w.contains("custom_middleware"), "{w}");
+    }
+
+    #[test]
+    fn no_auth_mode_is_accepted_with_a_warning_and_refused_at_the_gateway() {
+        let mut d = minimal();
+        d["use_keyless"] = json!(false);
+        let v = validate_api(d, None).unwrap();
+        assert_eq!(v.def.auth_mode(), AuthMode::Unsupported);
+        assert!(v.warnings.iter().any(|w| w.contains("refused (401)")));
+    }
+
+    #[test]
+    fn dashboard_wrapper_is_unwrapped() {
+        let d = json!({"api_definition": minimal(), "hook_references": [], "is_site": false});
+        let v = validate_api(d, None).unwrap();
+        assert_eq!(v.def.name, "Echo");
+        assert!(v.raw.get("hook_references").is_none());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_secs("300"), Some(300));
+        assert_eq!(parse_duration_secs("300s"), Some(300));
+        assert_eq!(parse_duration_secs("5m"), Some(300));
+        assert_eq!(parse_duration_secs("1h30m"), Some(5400));
+        assert_eq!(parse_duration_secs("5x"), None);
+        assert_eq!(parse_duration_secs("5m3"), None);
+    }
+
+    #[test]
+    fn scope_mapping_prefers_the_new_home() {
+        let mut d = ApiDefinition::default();
+        d.jwt_scope_to_policy_mapping
+            .insert("a".into(), "p1".into());
+        assert_eq!(d.scope_mapping().scope_claim_name, "scope");
+        assert_eq!(d.scope_mapping().scope_to_policy["a"], "p1");
+        d.scopes.jwt.scope_claim_name = "scp".into();
+        d.scopes.jwt.scope_to_policy.insert("b".into(), "p2".into());
+        let m = d.scope_mapping();
+        assert_eq!(m.scope_claim_name, "scp");
+        assert!(!m.scope_to_policy.contains_key("a"));
+    }
+}

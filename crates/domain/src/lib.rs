@@ -1,0 +1,22 @@
+//! Gatehouse's domain: the things an operator configures and the rules that apply to them.
+//!
+//! Nothing in this crate does I/O, spawns tasks or knows about HTTP servers, SQL or the network.
+//! Everything is plain data plus pure functions, so every rule can be unit-tested on its own.
+//!
+//! # Layout
+//! - [`api`]: the Tyk Classic API definition ([`api::ApiDefinition`]), its validation and the
+//!   `warnings` Gatehouse reports for Tyk fields it keeps but does not act on.
+//! - [`policy`]: the Tyk policy ([`policy::Policy`]) and its validation.
+//! - [`routing`]: the listen-path routing table ([`routing::RouteTable`]): longest prefix wins.
+//! - [`error`]: [`error::ValidationError`], which always names the offending field.
+//! - [`import`]: reading a Tyk gateway's file-based configuration (`apps/`, `policies/`).
+//! - [`ids`]: identifier generation.
+
+pub mod api;
+pub mod error;
+pub mod ids;
+pub mod import;
+pub mod policy;
+pub mod routing;
+
+pub use error::ValidationError;
