@@ -1,0 +1,1 @@
+//! The real test IdP launcher (written next).
