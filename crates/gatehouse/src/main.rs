@@ -1,1 +1,186 @@
-fn main() {}
+//! `gatehouse`: the one binary. Command-line parsing and wiring only; the work is in the library
+//! crates (see ARCHITECTURE.md).
+
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use config::{Config, RawConfig};
+
+/// Gatehouse: an API gateway, admin dashboard and developer portal in one binary.
+///
+/// Settings come from flags, then an optional gatehouse.toml (--config, or ./gatehouse.toml when
+/// present), then GATEHOUSE_* environment variables, in that order of precedence.
+#[derive(Parser, Debug)]
+#[command(name = "gatehouse", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run everything in one process: the gateway (:8080), the dashboard and admin API (:3000)
+    /// and the developer portal (:3001), with the embedded SQLite database in --data-dir.
+    ///
+    /// On the first start an admin API key is generated and printed once (unless
+    /// GATEHOUSE_ADMIN_KEY is set); only its hash is stored.
+    Serve(CommonArgs),
+    /// Import configuration from another gateway.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Print the admin API's OpenAPI document (JSON) on stdout.
+    Openapi,
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportCommand {
+    /// Import a Tyk gateway's file-based configuration: DIR/apps/*.json (API definitions) and
+    /// DIR/policies/*.json or DIR/policies.json (policies keyed by id).
+    ///
+    /// Each item is created or replaced; a running `gatehouse serve` on the same data directory
+    /// picks the changes up within a second. Exit status 0 when everything imported, 2 when some
+    /// items failed.
+    Tyk {
+        /// The Tyk configuration directory.
+        dir: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+/// Settings shared by the subcommands. Each can also be set in gatehouse.toml (same name with `_`)
+/// or as GATEHOUSE_<NAME> in the environment.
+#[derive(Args, Debug, Clone, Default)]
+struct CommonArgs {
+    /// Configuration file (TOML). Default: ./gatehouse.toml when it exists. [env: GATEHOUSE_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory of the embedded database. [default: ./gatehouse-data] [env: GATEHOUSE_DATA_DIR]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Gateway listen address. [default: 0.0.0.0:8080] [env: GATEHOUSE_GATEWAY_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    gateway_listen: Option<std::net::SocketAddr>,
+    /// Dashboard and admin API listen address. [default: 0.0.0.0:3000]
+    /// [env: GATEHOUSE_DASHBOARD_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    dashboard_listen: Option<std::net::SocketAddr>,
+    /// Developer portal listen address. [default: 0.0.0.0:3001] [env: GATEHOUSE_PORTAL_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    portal_listen: Option<std::net::SocketAddr>,
+    /// Seconds allowed to connect to an upstream. [default: 5]
+    /// [env: GATEHOUSE_UPSTREAM_CONNECT_TIMEOUT]
+    #[arg(long, value_name = "SECS")]
+    upstream_connect_timeout: Option<u64>,
+    /// Seconds allowed for an upstream to start answering, then 504. [default: 30]
+    /// [env: GATEHOUSE_UPSTREAM_RESPONSE_TIMEOUT]
+    #[arg(long, value_name = "SECS")]
+    upstream_response_timeout: Option<u64>,
+    /// Seconds allowed for a client to send its request headers. [default: 30]
+    /// [env: GATEHOUSE_CLIENT_HEADER_TIMEOUT]
+    #[arg(long, value_name = "SECS")]
+    client_header_timeout: Option<u64>,
+    /// Milliseconds between configuration version checks. [default: 500]
+    /// [env: GATEHOUSE_CONFIG_POLL_INTERVAL_MS]
+    #[arg(long, value_name = "MS")]
+    config_poll_interval_ms: Option<u64>,
+    /// Log format: text or json. [default: text] [env: GATEHOUSE_LOG_FORMAT]
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// Log filter, e.g. info or gatehouse_gateway=debug. [default: info] [env: GATEHOUSE_LOG_LEVEL]
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
+impl CommonArgs {
+    fn resolve(&self) -> anyhow::Result<Config> {
+        let flags = RawConfig {
+            data_dir: self.data_dir.clone(),
+            gateway_listen: self.gateway_listen,
+            dashboard_listen: self.dashboard_listen,
+            portal_listen: self.portal_listen,
+            upstream_connect_timeout: self.upstream_connect_timeout,
+            upstream_response_timeout: self.upstream_response_timeout,
+            client_header_timeout: self.client_header_timeout,
+            config_poll_interval_ms: self.config_poll_interval_ms,
+            log_format: self.log_format.clone(),
+            log_level: self.log_level.clone(),
+        };
+        let path = self
+            .config
+            .clone()
+            .or_else(|| std::env::var_os("GATEHOUSE_CONFIG").map(PathBuf::from));
+        let file = match path {
+            Some(p) => Some(RawConfig::from_file(&p)?),
+            None if std::path::Path::new("gatehouse.toml").is_file() => Some(RawConfig::from_file(
+                std::path::Path::new("gatehouse.toml"),
+            )?),
+            None => None,
+        };
+        let env = RawConfig::from_env(|k| std::env::var(k).ok())?;
+        Config::resolve(flags, file, env)
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cfg.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cfg.log_format {
+        config::LogFormat::Json => builder.json().init(),
+        config::LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Openapi => {
+            let doc = gatehouse_admin_api::openapi();
+            match doc.to_pretty_json() {
+                Ok(s) => {
+                    println!("{s}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Err(anyhow::anyhow!("cannot render the OpenAPI document: {e}")),
+            }
+        }
+        Command::Serve(args) => args.resolve().and_then(|cfg| {
+            init_logging(&cfg);
+            runtime()?
+                .block_on(serve::serve(cfg))
+                .map(|()| ExitCode::SUCCESS)
+        }),
+        Command::Import(ImportCommand::Tyk { dir, json, common }) => {
+            common.resolve().and_then(|cfg| {
+                init_logging(&cfg);
+                runtime()?.block_on(serve::import_tyk(cfg, &dir, json))
+            })
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gatehouse: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,240 @@
+//! Configuration: flags, then `gatehouse.toml`, then `GATEHOUSE_*` environment variables, then
+//! defaults, in that order of precedence (a flag beats the file, the file beats the environment).
+//!
+//! Every source fills the same [`RawConfig`] (all fields optional); [`RawConfig::merge`] takes the
+//! first value set, and [`Config::resolve`] validates the result into the settings the process uses.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// One source of settings. Field names are the `gatehouse.toml` keys; the environment variable is
+/// `GATEHOUSE_` + the upper-cased key; the flag is `--` + the key with `-` for `_`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Where the embedded database lives.
+    pub data_dir: Option<PathBuf>,
+    /// Gateway listen address.
+    pub gateway_listen: Option<SocketAddr>,
+    /// Dashboard and admin API listen address.
+    pub dashboard_listen: Option<SocketAddr>,
+    /// Developer portal listen address.
+    pub portal_listen: Option<SocketAddr>,
+    /// Seconds to open a connection to an upstream.
+    pub upstream_connect_timeout: Option<u64>,
+    /// Seconds for an upstream to start answering (then 504).
+    pub upstream_response_timeout: Option<u64>,
+    /// Seconds for a client to send its request headers.
+    pub client_header_timeout: Option<u64>,
+    /// Milliseconds between checks of the configuration version (safety net for changes made by
+    /// another process).
+    pub config_poll_interval_ms: Option<u64>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+    /// A tracing filter such as `info` or `gatehouse=debug,info`.
+    pub log_level: Option<String>,
+}
+
+macro_rules! merge_fields {
+    ($self:ident, $other:ident, $($f:ident),*) => {
+        RawConfig { $($f: $self.$f.or($other.$f)),* }
+    };
+}
+
+impl RawConfig {
+    /// Fields set in `self` win; the rest come from `lower`.
+    pub fn merge(self, lower: RawConfig) -> RawConfig {
+        merge_fields!(
+            self,
+            lower,
+            data_dir,
+            gateway_listen,
+            dashboard_listen,
+            portal_listen,
+            upstream_connect_timeout,
+            upstream_response_timeout,
+            client_header_timeout,
+            config_poll_interval_ms,
+            log_format,
+            log_level
+        )
+    }
+
+    /// Reads `path` as TOML. Unknown keys are errors (a typo must not be silently ignored).
+    pub fn from_file(path: &Path) -> anyhow::Result<RawConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("invalid configuration file {}", path.display()))
+    }
+
+    /// Reads `GATEHOUSE_*` variables through `get` (the process environment in production).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<RawConfig> {
+        fn parse<T: std::str::FromStr>(
+            get: &impl Fn(&str) -> Option<String>,
+            name: &str,
+        ) -> anyhow::Result<Option<T>>
+        where
+            T::Err: std::fmt::Display,
+        {
+            match get(name) {
+                None => Ok(None),
+                Some(v) if v.is_empty() => Ok(None),
+                Some(v) => v
+                    .parse()
+                    .map(Some)
+                    .map_err(|e| anyhow::anyhow!("environment variable {name}='{v}': {e}")),
+            }
+        }
+        Ok(RawConfig {
+            data_dir: parse(&get, "GATEHOUSE_DATA_DIR")?,
+            gateway_listen: parse(&get, "GATEHOUSE_GATEWAY_LISTEN")?,
+            dashboard_listen: parse(&get, "GATEHOUSE_DASHBOARD_LISTEN")?,
+            portal_listen: parse(&get, "GATEHOUSE_PORTAL_LISTEN")?,
+            upstream_connect_timeout: parse(&get, "GATEHOUSE_UPSTREAM_CONNECT_TIMEOUT")?,
+            upstream_response_timeout: parse(&get, "GATEHOUSE_UPSTREAM_RESPONSE_TIMEOUT")?,
+            client_header_timeout: parse(&get, "GATEHOUSE_CLIENT_HEADER_TIMEOUT")?,
+            config_poll_interval_ms: parse(&get, "GATEHOUSE_CONFIG_POLL_INTERVAL_MS")?,
+            log_format: parse(&get, "GATEHOUSE_LOG_FORMAT")?,
+            log_level: parse(&get, "GATEHOUSE_LOG_LEVEL")?,
+        })
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Gateway address.
+    pub gateway_listen: SocketAddr,
+    /// Dashboard address.
+    pub dashboard_listen: SocketAddr,
+    /// Portal address.
+    pub portal_listen: SocketAddr,
+    /// Gateway settings.
+    pub gateway: gatehouse_gateway::GatewayConfig,
+    /// Configuration poll interval.
+    pub config_poll_interval: Duration,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+}
+
+impl Config {
+    /// Merges the sources in precedence order and validates.
+    pub fn resolve(
+        flags: RawConfig,
+        file: Option<RawConfig>,
+        env: RawConfig,
+    ) -> anyhow::Result<Config> {
+        let raw = flags.merge(file.unwrap_or_default()).merge(env);
+        let secs = |v: Option<u64>, default: u64, name: &str| -> anyhow::Result<Duration> {
+            let s = v.unwrap_or(default);
+            if s == 0 {
+                bail!("{name} must be at least 1 second");
+            }
+            Ok(Duration::from_secs(s))
+        };
+        let log_format = match raw.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => bail!("log_format must be 'text' or 'json', not '{other}'"),
+        };
+        let gateway = gatehouse_gateway::GatewayConfig {
+            upstream_connect_timeout: secs(
+                raw.upstream_connect_timeout,
+                5,
+                "upstream_connect_timeout",
+            )?,
+            upstream_response_timeout: secs(
+                raw.upstream_response_timeout,
+                30,
+                "upstream_response_timeout",
+            )?,
+            client_header_timeout: secs(raw.client_header_timeout, 30, "client_header_timeout")?,
+            ..Default::default()
+        };
+        Ok(Config {
+            data_dir: raw
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from("gatehouse-data")),
+            gateway_listen: raw.gateway_listen.unwrap_or(([0, 0, 0, 0], 8080).into()),
+            dashboard_listen: raw.dashboard_listen.unwrap_or(([0, 0, 0, 0], 3000).into()),
+            portal_listen: raw.portal_listen.unwrap_or(([0, 0, 0, 0], 3001).into()),
+            gateway,
+            config_poll_interval: Duration::from_millis(
+                raw.config_poll_interval_ms.unwrap_or(500).max(50),
+            ),
+            log_format,
+            log_level: raw.log_level.unwrap_or_else(|| "info".to_owned()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> RawConfig {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        RawConfig::from_env(|k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap()
+    }
+
+    #[test]
+    fn flags_beat_file_beat_env_beat_defaults() {
+        let flags = RawConfig {
+            gateway_listen: Some("127.0.0.1:1".parse().unwrap()),
+            ..Default::default()
+        };
+        let file: RawConfig =
+            toml::from_str("gateway_listen = \"127.0.0.1:2\"\ndashboard_listen = \"127.0.0.1:3\"")
+                .unwrap();
+        let env = env(&[
+            ("GATEHOUSE_GATEWAY_LISTEN", "127.0.0.1:4"),
+            ("GATEHOUSE_DASHBOARD_LISTEN", "127.0.0.1:5"),
+            ("GATEHOUSE_PORTAL_LISTEN", "127.0.0.1:6"),
+        ]);
+        let c = Config::resolve(flags, Some(file), env).unwrap();
+        assert_eq!(c.gateway_listen.port(), 1);
+        assert_eq!(c.dashboard_listen.port(), 3);
+        assert_eq!(c.portal_listen.port(), 6);
+        assert_eq!(c.data_dir, PathBuf::from("gatehouse-data"));
+        assert_eq!(c.gateway.upstream_response_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let e =
+            RawConfig::from_env(|k| (k == "GATEHOUSE_GATEWAY_LISTEN").then(|| "nope".to_owned()))
+                .unwrap_err();
+        assert!(
+            e.to_string().contains("GATEHOUSE_GATEWAY_LISTEN='nope'"),
+            "{e}"
+        );
+        let e = toml::from_str::<RawConfig>("gateway_lisen = \"x\"").unwrap_err();
+        assert!(e.to_string().contains("gateway_lisen"), "{e}");
+        let raw = RawConfig {
+            log_format: Some("xml".into()),
+            ..Default::default()
+        };
+        assert!(Config::resolve(raw, None, RawConfig::default()).is_err());
+    }
+}

@@ -1,0 +1,225 @@
+//! `gatehouse serve` and `gatehouse import`: wiring the crates together.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use rand::RngCore;
+use tokio::net::TcpListener;
+
+use gatehouse_admin_api::{AdminKey, AdminState, Control, NoHooks, TykBundle};
+use gatehouse_gateway::watch::ConfigWatcher;
+use gatehouse_gateway::{Gateway, Snapshot};
+use gatehouse_store::{SqliteStore, Store};
+
+use crate::config::Config;
+
+/// The settings key under which the admin key's SHA-256 is stored.
+const ADMIN_KEY_SETTING: &str = "admin_key_sha256";
+
+async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = SqliteStore::open(&cfg.data_dir).await.with_context(|| {
+        format!(
+            "cannot open the database in {} (set --data-dir or GATEHOUSE_DATA_DIR)",
+            cfg.data_dir.display()
+        )
+    })?;
+    Ok(Arc::new(store))
+}
+
+/// The admin key: from `GATEHOUSE_ADMIN_KEY` (its hash is stored), else the stored hash, else a
+/// new random key whose hash is stored and which is returned so it can be shown once.
+async fn admin_key(store: &dyn Store) -> anyhow::Result<(AdminKey, Option<String>)> {
+    if let Ok(k) = std::env::var("GATEHOUSE_ADMIN_KEY")
+        && !k.is_empty()
+    {
+        if k.len() < 16 {
+            anyhow::bail!("GATEHOUSE_ADMIN_KEY must be at least 16 characters");
+        }
+        let key = AdminKey::from_key(&k);
+        store
+            .put_setting(ADMIN_KEY_SETTING, &key.hex_digest())
+            .await?;
+        return Ok((key, None));
+    }
+    if let Some(hex) = store.get_setting(ADMIN_KEY_SETTING).await?
+        && let Some(key) = AdminKey::from_hex_digest(&hex)
+    {
+        return Ok((key, None));
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = format!("ghk_{}", hex::encode(bytes));
+    let key = AdminKey::from_key(&secret);
+    store
+        .put_setting(ADMIN_KEY_SETTING, &key.hex_digest())
+        .await?;
+    Ok((key, Some(secret)))
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen on {addr} for the {what}: choose another address with --{flag} \
+             or GATEHOUSE_{}",
+            flag.replace('-', "_").to_uppercase()
+        )
+    })
+}
+
+fn url_of(addr: std::net::SocketAddr) -> String {
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    format!("http://{host}:{}", addr.port())
+}
+
+/// Runs every role in this process until SIGINT or SIGTERM.
+pub async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let store = open_store(&cfg).await?;
+    let (key, shown_once) = admin_key(store.as_ref()).await?;
+
+    let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
+    let watcher = ConfigWatcher::new(
+        Arc::clone(&store),
+        Arc::clone(&snapshot),
+        cfg.config_poll_interval,
+    );
+    watcher
+        .reload()
+        .await
+        .context("cannot load the configuration")?;
+    tokio::spawn(Arc::clone(&watcher).run());
+
+    let gateway = Gateway::new(cfg.gateway.clone(), Arc::clone(&snapshot));
+    let notify = Arc::clone(&watcher);
+    let control = Control::new(Arc::clone(&store), Arc::new(move || notify.notify()));
+    let admin = gatehouse_admin_api::router(AdminState {
+        control,
+        key: Arc::new(key),
+        hooks: Arc::new(NoHooks),
+    });
+
+    let gw_listener = bind(cfg.gateway_listen, "gateway", "gateway-listen").await?;
+    let dash_listener = bind(cfg.dashboard_listen, "dashboard", "dashboard-listen").await?;
+    let portal_listener = bind(cfg.portal_listen, "developer portal", "portal-listen").await?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let gw = tokio::spawn(gatehouse_gateway::server::serve(
+        gw_listener,
+        gateway,
+        cfg.gateway.client_header_timeout,
+        stopped(stop_rx.clone()),
+    ));
+    let dash = tokio::spawn(
+        axum::serve(dash_listener, admin)
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
+    let portal = tokio::spawn(
+        axum::serve(portal_listener, portal_router())
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
+
+    if let Some(secret) = shown_once {
+        println!("Admin API key (shown only once, store it now): {secret}");
+    }
+    println!("Gateway:   {}", url_of(cfg.gateway_listen));
+    println!(
+        "Dashboard: {}  (admin API under /api/)",
+        url_of(cfg.dashboard_listen)
+    );
+    println!("Portal:    {}", url_of(cfg.portal_listen));
+    tracing::info!(data_dir = %cfg.data_dir.display(), "gatehouse is running");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining in-flight requests");
+    let _ = stop_tx.send(true);
+    let _ = gw.await;
+    let _ = dash.await;
+    let _ = portal.await;
+    Ok(())
+}
+
+/// The developer portal listener. The portal itself arrives with the DCR work; until then it
+/// answers every path with a short JSON status so that the role split and the port exist.
+fn portal_router() -> axum::Router {
+    axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({
+                "error": "the developer portal has no pages yet; the admin API is on the dashboard port"
+            })),
+        )
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// `gatehouse import tyk DIR`.
+pub async fn import_tyk(cfg: Config, dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let (bundle, mut items) = TykBundle::read_dir(dir).map_err(anyhow::Error::msg)?;
+    let store = open_store(&cfg).await?;
+    let control = Control::new(store, Arc::new(|| {}));
+    items.extend(control.import_tyk(bundle).await);
+    let failed = items.iter().filter(|i| i.status == "failed").count();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"imported": items.len() - failed, "failed": failed, "items": items})
+        );
+    } else {
+        for i in &items {
+            let id = i.id.as_deref().unwrap_or("-");
+            let name = i.name.as_deref().unwrap_or("");
+            println!(
+                "{:<8} {:<6} {:<34} {name}  ({})",
+                i.status, i.kind, id, i.source
+            );
+            if let Some(e) = &i.error {
+                println!("         error: {e}");
+            }
+            for w in &i.warnings {
+                println!("         ignored: {w}");
+            }
+        }
+        println!(
+            "{} imported, {failed} failed into {}",
+            items.len() - failed,
+            cfg.data_dir.display()
+        );
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
