@@ -59,8 +59,15 @@ pub struct WriteResult {
     pub warnings: Vec<String>,
 }
 
-/// Called after every successful configuration write (wakes the gateway's watcher).
-pub type ChangeHook = Arc<dyn Fn() + Send + Sync>;
+/// Called after every successful configuration write; the write's answer waits for the returned
+/// future, so in a single process the change is live on the gateway when the request returns.
+pub type ChangeHook =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
+
+/// A hook that does nothing (another process, or the poller, picks the change up).
+pub fn no_hook() -> ChangeHook {
+    Arc::new(|| Box::pin(async {}))
+}
 
 /// The control plane's operations on APIs and policies.
 #[derive(Clone)]
@@ -118,7 +125,7 @@ impl Control {
                 }
                 other => other.into(),
             })?;
-        (self.on_change)();
+        (self.on_change)().await;
         Ok(WriteResult {
             id: def.api_id,
             outcome,
@@ -132,7 +139,7 @@ impl Control {
         if !self.store.delete_api(id).await? {
             return Err(ControlError::NotFound(format!("no API with api_id '{id}'")));
         }
-        (self.on_change)();
+        (self.on_change)().await;
         Ok(())
     }
 
@@ -179,7 +186,7 @@ impl Control {
                 }
                 other => other.into(),
             })?;
-        (self.on_change)();
+        (self.on_change)().await;
         Ok(WriteResult {
             id: policy.id,
             outcome,
@@ -193,7 +200,7 @@ impl Control {
         if !self.store.delete_policy(id).await? {
             return Err(ControlError::NotFound(format!("no policy with id '{id}'")));
         }
-        (self.on_change)();
+        (self.on_change)().await;
         Ok(())
     }
 

@@ -25,7 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::AdminKey;
-pub use control::{ChangeHook, Control, ControlError, TykBundle};
+pub use control::{ChangeHook, Control, ControlError, TykBundle, no_hook};
 
 /// Hooks the admin API calls into other parts of the process.
 pub trait AdminHooks: Send + Sync + 'static {

@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use rand::RngCore;
 use tokio::net::TcpListener;
 
-use gatehouse_admin_api::{AdminKey, AdminState, Control, NoHooks, TykBundle};
+use gatehouse_admin_api::{AdminKey, AdminState, Control, NoHooks, TykBundle, no_hook};
 use gatehouse_gateway::watch::ConfigWatcher;
 use gatehouse_gateway::{Gateway, Snapshot};
 use gatehouse_store::{SqliteStore, Store};
@@ -96,8 +96,14 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     tokio::spawn(Arc::clone(&watcher).run());
 
     let gateway = Gateway::new(cfg.gateway.clone(), Arc::clone(&snapshot));
-    let notify = Arc::clone(&watcher);
-    let control = Control::new(Arc::clone(&store), Arc::new(move || notify.notify()));
+    let sync = Arc::clone(&watcher);
+    let control = Control::new(
+        Arc::clone(&store),
+        Arc::new(move || {
+            let w = Arc::clone(&sync);
+            Box::pin(async move { w.sync().await })
+        }),
+    );
     let admin = gatehouse_admin_api::router(AdminState {
         control,
         key: Arc::new(key),
@@ -188,7 +194,7 @@ async fn shutdown_signal() {
 pub async fn import_tyk(cfg: Config, dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let (bundle, mut items) = TykBundle::read_dir(dir).map_err(anyhow::Error::msg)?;
     let store = open_store(&cfg).await?;
-    let control = Control::new(store, Arc::new(|| {}));
+    let control = Control::new(store, no_hook());
     items.extend(control.import_tyk(bundle).await);
     let failed = items.iter().filter(|i| i.status == "failed").count();
     if json {

@@ -1,11 +1,12 @@
 //! Keeping the gateway's snapshot current.
 //!
 //! The [`ConfigWatcher`] rebuilds the snapshot from the store whenever the store's configuration
-//! version differs from the snapshot's. It is woken at once by [`ConfigWatcher::notify`] (the admin
-//! API calls it after each write in the same process) and polls the version every
-//! `poll_interval` as a safety net (which is also how a change written by another process, such as
-//! `gatehouse import`, is seen). The swap is atomic: requests in flight keep the snapshot they
-//! started with.
+//! version differs from the snapshot's. In a single process the admin API awaits
+//! [`ConfigWatcher::sync`] after each write, so a change is live when its request returns; the
+//! watcher also polls the version every `poll_interval`, which is how a change written by another
+//! process (such as `gatehouse import`) is seen. The swap is atomic: requests in flight keep the
+//! snapshot they started with, and reloads are serialised so an older snapshot never replaces a
+//! newer one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub struct ConfigWatcher {
     snapshot: SharedSnapshot,
     wake: Notify,
     poll_interval: Duration,
+    /// Serialises reloads, so an older snapshot can never replace a newer one.
+    reload_lock: tokio::sync::Mutex<()>,
 }
 
 impl ConfigWatcher {
@@ -36,6 +39,7 @@ impl ConfigWatcher {
             snapshot,
             wake: Notify::new(),
             poll_interval,
+            reload_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -54,8 +58,17 @@ impl ConfigWatcher {
         Ok(true)
     }
 
+    /// Reloads now if needed and returns once the gateway serves the store's current version
+    /// (the admin API awaits this, so a change is live when its request returns).
+    pub async fn sync(&self) {
+        if let Err(e) = self.reload_if_changed().await {
+            tracing::warn!(error = %e, "configuration reload failed; the poller will retry");
+        }
+    }
+
     /// Loads the whole configuration and swaps it in.
     pub async fn reload(&self) -> Result<(), gatehouse_store::StoreError> {
+        let _guard = self.reload_lock.lock().await;
         // Read the version first: if a write lands while we read, the next poll sees a newer
         // version and loads again, so no change is ever missed.
         let version = self.store.config_version().await?;

@@ -1,0 +1,234 @@
+//! Starts the `gatehouse` binary for a test.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// A free port on 127.0.0.1 (bound and released; the race with other processes is negligible here).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `gatehouse serve`; killed when dropped.
+pub struct Server {
+    child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub gateway_port: u16,
+    pub dashboard_port: u16,
+    pub portal_port: u16,
+    pub admin_key: String,
+    pub stdout_lines: Vec<String>,
+    extra_args: Vec<String>,
+    http: reqwest::Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+impl Server {
+    /// Starts a server with a fresh data dir and a known admin key (`GATEHOUSE_ADMIN_KEY`).
+    pub fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, &[], Some(ADMIN_KEY))
+    }
+
+    /// Starts a server with extra flags; `admin_key` None lets it generate one.
+    pub fn start_with(data_dir: &Path, extra: &[&str], admin_key: Option<&str>) -> Server {
+        let mut s = Server {
+            child: None,
+            data_dir: data_dir.to_owned(),
+            gateway_port: free_port(),
+            dashboard_port: free_port(),
+            portal_port: free_port(),
+            admin_key: admin_key.unwrap_or_default().to_owned(),
+            stdout_lines: Vec::new(),
+            extra_args: extra.iter().map(|s| (*s).to_owned()).collect(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+        };
+        s.spawn(admin_key);
+        s
+    }
+
+    fn spawn(&mut self, admin_key: Option<&str>) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--gateway-listen")
+            .arg(format!("127.0.0.1:{}", self.gateway_port))
+            .arg("--dashboard-listen")
+            .arg(format!("127.0.0.1:{}", self.dashboard_port))
+            .arg("--portal-listen")
+            .arg(format!("127.0.0.1:{}", self.portal_port))
+            .args(&self.extra_args)
+            .env_remove("GATEHOUSE_ADMIN_KEY")
+            .env("GATEHOUSE_LOG_LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(k) = admin_key {
+            cmd.env("GATEHOUSE_ADMIN_KEY", k);
+        }
+        let mut child = cmd.spawn().expect("the gatehouse binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        self.stdout_lines.clear();
+        // Connections pooled to a previous process on the same port are dead: start afresh.
+        self.http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        loop {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("gatehouse prints its URLs within 30 s");
+            if let Some(k) = line.strip_prefix("Admin API key (shown only once, store it now): ") {
+                self.admin_key = k.trim().to_owned();
+            }
+            let done = line.starts_with("Portal:");
+            self.stdout_lines.push(line);
+            if done {
+                break;
+            }
+        }
+        self.child = Some(child);
+    }
+
+    /// Stops the process with SIGKILL (no chance to clean up) and starts it again on the same
+    /// ports and data dir.
+    pub fn kill9_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        let key = self.admin_key.clone();
+        self.spawn(Some(&key).filter(|_| key == ADMIN_KEY).map(String::as_str));
+    }
+
+    /// Stops with SIGTERM and waits.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().unwrap();
+        sigterm(c.id());
+        c.wait().unwrap()
+    }
+
+    /// Restarts after `terminate`.
+    pub fn start_again(&mut self) {
+        let key = self.admin_key.clone();
+        self.spawn(Some(&key).filter(|_| key == ADMIN_KEY).map(String::as_str));
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn gateway(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.gateway_port)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.dashboard_port)
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// An admin request with the key; returns status and JSON body.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let mut rb = self
+            .http
+            .request(method, self.admin_url(path))
+            .bearer_auth(&self.admin_key);
+        if let Some(b) = body {
+            rb = rb
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        let r = rb.send().await.expect("the admin API answers");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        let v = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("admin answered non-JSON: {text}"));
+        (status, v)
+    }
+
+    pub async fn create_api(&self, def: &Value) -> Value {
+        let (s, v) = self
+            .admin(reqwest::Method::POST, "/api/apis", Some(&def.to_string()))
+            .await;
+        assert_eq!(s, 201, "create API: {v}");
+        v
+    }
+
+    /// GET through the gateway; returns status and body text.
+    pub async fn call(&self, path: &str) -> (u16, String) {
+        let r = self.http.get(self.gateway(path)).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+/// Sends SIGTERM to a process.
+fn sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// A keyless API definition.
+pub fn keyless_api(name: &str, listen_path: &str, target: &str) -> Value {
+    serde_json::json!({
+        "name": name,
+        "use_keyless": true,
+        "active": true,
+        "proxy": {"listen_path": listen_path, "target_url": target, "strip_listen_path": true}
+    })
+}
+
+/// Peak resident memory (VmHWM) and current resident memory (VmRSS) of a process, in KiB.
+pub fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
