@@ -7,16 +7,23 @@
 //! - [`api`]: the Tyk Classic API definition ([`api::ApiDefinition`]), its validation and the
 //!   `warnings` Gatehouse reports for Tyk fields it keeps but does not act on.
 //! - [`policy`]: the Tyk policy ([`policy::Policy`]) and its validation.
+//! - [`claims`]: reading a verified JWT's claims as Tyk does: identity, OAuth client id, scopes,
+//!   policy claim (literal key first, then a dotted path).
+//! - [`session`]: authorization after JWT verification: policy resolution, combining policies
+//!   ([`session::EffectivePolicy`]), the per-identity [`session::SessionState`] and the access
+//!   checks, with Tyk's public error messages ([`session::AuthzError`]).
 //! - [`routing`]: the listen-path routing table ([`routing::RouteTable`]): longest prefix wins.
 //! - [`error`]: [`error::ValidationError`], which always names the offending field.
 //! - [`import`]: reading a Tyk gateway's file-based configuration (`apps/`, `policies/`).
 //! - [`ids`]: identifier generation.
 
 pub mod api;
+pub mod claims;
 pub mod error;
 pub mod ids;
 pub mod import;
 pub mod policy;
 pub mod routing;
+pub mod session;
 
 pub use error::ValidationError;

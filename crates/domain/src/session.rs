@@ -1,0 +1,2085 @@
+//! Authorization after a JWT was verified: which policies apply, what they grant together, the
+//! per-identity session, and the access checks, with Tyk's semantics and public error messages.
+//!
+//! # Per request (what the gateway does)
+//!
+//! 1. Verify the token (signature, `exp`/`iat`/`nbf`): not this module.
+//! 2. `identity = claims::identity(&claims, &api.jwt_identity_base_field)?` (403 on error).
+//! 3. `client = claims::client_id_for(&claims, api.idp_client_id_mapping_disabled)`; when it names
+//!    a client registered through the developer portal, take that client's catalogue policies.
+//! 4. `existing = sessions.get((api.org_id, identity))`.
+//! 5. `ids = resolve_policies(ResolveInput { claims, api, policy_exists, session_exists:
+//!    existing.is_some(), client_policies })?`.
+//! 6. `effective = cache.get_or_try_insert(policy_set_key(&ids), || apply_policies(&policies))?`
+//!    (the policies are looked up by id; cache per policy set and drop the cache when a policy
+//!    changes, so policy edits reach every session on its next request, as in Tyk).
+//! 7. Existing session: `session.refresh(&effective, claims::expiry(&claims), client, now)`;
+//!    otherwise insert `SessionState::new(identity, &effective, claims::expiry(&claims), client,
+//!    now)`. This happens before step 8, as in Tyk, where the JWT middleware stores the session
+//!    before the access-rights middleware runs.
+//! 8. `authorize(&effective, &session, now, api_id, version, path, method)?`.
+//! 9. Rate limit and quota with `effective.limits_for(api_id)`; the counter key is
+//!    `org + identity + limits.scope_key` (not the API id: in Tyk one allowance is shared by all
+//!    the APIs a policy grants).
+//!
+//! # Policy resolution (Tyk `processCentralisedJWT`)
+//!
+//! See [`resolve_policies`]. Gatehouse re-derives the policy list from the token and the API
+//! definition on every request; the only thing the existing session changes is which error a
+//! token without policy and scope gets. (Tyk keeps the previous list when the token's base policy
+//! is already in it, which lets scope-derived policies of an earlier token survive; Gatehouse does
+//! not reproduce that retention.)
+//!
+//! # Not supported
+//!
+//! Tyk's policy `partitions` and `per_api` limits, GraphQL rights, endpoint-level limits,
+//! throttling, smoothing and `post_expiry_action` are not implemented: every policy contributes its
+//! access rights, rate, quota and the rest as a whole (a policy with `per_api` set is treated as a
+//! plain policy and its `access_rights.<api>.limit` is ignored). Gatehouse has one organisation, so
+//! there is no foreign-organisation check.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::api::ApiDefinition;
+use crate::claims::{self, Claims, PolicyClaim};
+use crate::policy::Policy;
+
+/// Why a verified token may not make this request. Every variant carries Tyk's public message
+/// ([`AuthzError::message`], also the `Display` text) and status ([`AuthzError::status`]); the
+/// gateway answers `{"error": message}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthzError {
+    /// 403: the identity claim (`jwt_identity_base_field`) holds `""`.
+    #[error("found an empty user ID in predefined base claim, claim: {claim}")]
+    EmptyBaseClaim {
+        /// The configured claim name.
+        claim: String,
+    },
+    /// 403: the identity falls back to `sub`, which holds `""`.
+    #[error("found an empty user ID in sub claim")]
+    EmptySubClaim,
+    /// 403: neither the identity claim nor `sub` holds a string.
+    #[error("no suitable claims for user ID were found")]
+    NoIdentityClaim,
+    /// 403: the policy claim names an unknown policy (or every policy of the token's
+    /// portal-registered client is unknown).
+    #[error("key not authorized: no matching policy")]
+    NoMatchingPolicy,
+    /// 403: no policy can be determined (no claim, no client policies, no defaults, no scopes).
+    #[error("key not authorized: no matching policy found")]
+    NoMatchingPolicyFound,
+    /// 403: the token has scopes, none is mapped, and there is no other base policy.
+    #[error("key not authorized: no matching policy found in scope claim")]
+    NoMatchingPolicyInScopeClaim,
+    /// 403: an existing session's token has neither a base policy nor scopes while a scope mapping
+    /// is configured (Tyk's privilege-escalation guard).
+    #[error("key not authorized: no scope or policy in token")]
+    NoScopeOrPolicyInToken,
+    /// 500: a configured policy (default policies, scope mapping) does not exist and no other
+    /// policy could be applied (Tyk: `failed to create key: policy not found: "<id>"`).
+    #[error("failed to create key: policy not found: {id:?}")]
+    PolicyNotFound {
+        /// The first unknown policy id.
+        id: String,
+    },
+    /// 500: the policies grant no API at all (Tyk: `key has no valid policies to be applied`).
+    #[error("failed to create key: key has no valid policies to be applied")]
+    NoValidPolicies,
+    /// 401: the session expired (`key_expires_in` elapsed and no later token `exp`).
+    #[error("Key has expired, please renew")]
+    KeyExpired,
+    /// 403: one of the applied policies is inactive.
+    #[error("Key is inactive, please renew")]
+    KeyInactive,
+    /// 403: the policies do not grant this API, or not this version of it.
+    #[error("Access to this API has been disallowed")]
+    ApiDisallowed,
+    /// 403: the API's `allowed_urls` do not allow this path and method.
+    #[error("Access to this resource has been disallowed")]
+    ResourceDisallowed,
+}
+
+impl AuthzError {
+    /// The HTTP status Tyk answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::KeyExpired => 401,
+            Self::PolicyNotFound { .. } | Self::NoValidPolicies => 500,
+            _ => 403,
+        }
+    }
+
+    /// Tyk's public message (the body is `{"error": message}`).
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// What [`resolve_policies`] needs about a request.
+#[derive(Clone, Copy)]
+pub struct ResolveInput<'a> {
+    /// The verified claims.
+    pub claims: &'a Claims,
+    /// The API being called (policy field name, default policies, scope mapping).
+    pub api: &'a ApiDefinition,
+    /// Whether a policy with this id exists.
+    pub policy_exists: &'a dyn Fn(&str) -> bool,
+    /// Whether the identity already has a session (for this API's organisation).
+    pub session_exists: bool,
+    /// Gatehouse extension: the catalogue policies of the portal-registered OAuth client the token
+    /// was issued to (see [`claims::client_id`]); `None` when the client is not a portal client.
+    pub client_policies: Option<&'a [String]>,
+}
+
+/// Where the base policies of a token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BaseSource {
+    Claim,
+    Client,
+    Defaults,
+    Nothing,
+}
+
+/// The policy ids to apply to this token, in order (Tyk's `processCentralisedJWT`, §2.6):
+///
+/// 1. **Base policy.** The policy claim (`jwt_policy_field_name`, a non-empty string; see
+///    [`claims::policy_claim`]). An unknown id → 403 [`AuthzError::NoMatchingPolicy`].
+///    Otherwise (no claim, `""`, not a string) the **portal client's policies** (Gatehouse
+///    extension, used before the defaults; unknown ids are dropped, all unknown → 403
+///    [`AuthzError::NoMatchingPolicy`]). Otherwise **all** of `jwt_default_policies`.
+/// 2. **Scope mapping** (when the API has one, `scopes.jwt` else the legacy fields): when the
+///    token carries scopes, the result is the base policies (dropped when they are the defaults)
+///    plus the mapped policies (sorted, deduplicated; unmapped scopes are ignored). An empty
+///    result → 403 [`AuthzError::NoMatchingPolicyInScopeClaim`]. When the token carries no scopes,
+///    has no base policy and the identity **already has a session** → 403
+///    [`AuthzError::NoScopeOrPolicyInToken`] (Tyk's privilege-escalation guard).
+/// 3. Nothing found → 403 [`AuthzError::NoMatchingPolicyFound`] (new session, or an existing
+///    session without scope mapping; `TestJWT_TraditionalAuth_ExistingSessionNoPolicyInToken`).
+/// 4. Unknown ids from the defaults or the scope mapping are dropped (Tyk skips a missing policy
+///    when several are applied); when none is left → 500 [`AuthzError::PolicyNotFound`]
+///    (`failed to create key: policy not found: "<id>"`, as Tyk answers for a wrong default).
+///
+/// Duplicates are removed, the first occurrence wins. The result is never empty.
+pub fn resolve_policies(input: ResolveInput<'_>) -> Result<Vec<String>, AuthzError> {
+    let ResolveInput {
+        claims,
+        api,
+        policy_exists,
+        session_exists,
+        client_policies,
+    } = input;
+
+    let (base, source) =
+        if let PolicyClaim::Value(id) = claims::policy_claim(claims, &api.jwt_policy_field_name) {
+            if !policy_exists(&id) {
+                return Err(AuthzError::NoMatchingPolicy);
+            }
+            (vec![id], BaseSource::Claim)
+        } else if let Some(client) = client_policies.filter(|c| c.iter().any(|id| !id.is_empty())) {
+            let known = dedup(client.iter().filter(|id| policy_exists(id)));
+            if known.is_empty() {
+                return Err(AuthzError::NoMatchingPolicy);
+            }
+            (known, BaseSource::Client)
+        } else if api.jwt_default_policies.iter().any(|id| !id.is_empty()) {
+            (dedup(api.jwt_default_policies.iter()), BaseSource::Defaults)
+        } else {
+            (Vec::new(), BaseSource::Nothing)
+        };
+
+    let (scope_claim, mapping) = scope_mapping(api);
+    let mut ids = if mapping.is_empty() {
+        base
+    } else {
+        let scopes = claims::scopes(claims, scope_claim);
+        if !scopes.is_empty() {
+            let mut ids = if source == BaseSource::Defaults {
+                Vec::new()
+            } else {
+                base
+            };
+            let mapped: BTreeSet<&String> = scopes
+                .iter()
+                .filter_map(|s| mapping.get(s))
+                .filter(|id| !id.is_empty())
+                .collect();
+            for id in mapped {
+                if !ids.contains(id) {
+                    ids.push(id.clone());
+                }
+            }
+            if ids.is_empty() {
+                return Err(AuthzError::NoMatchingPolicyInScopeClaim);
+            }
+            ids
+        } else if base.is_empty() && session_exists {
+            return Err(AuthzError::NoScopeOrPolicyInToken);
+        } else {
+            base
+        }
+    };
+
+    if ids.is_empty() {
+        return Err(AuthzError::NoMatchingPolicyFound);
+    }
+    if let Some(unknown) = ids.iter().find(|id| !policy_exists(id)).cloned() {
+        ids.retain(|id| policy_exists(id));
+        if ids.is_empty() {
+            return Err(AuthzError::PolicyNotFound { id: unknown });
+        }
+    }
+    Ok(ids)
+}
+
+fn dedup<'a>(ids: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for id in ids {
+        if !id.is_empty() && !out.contains(id) {
+            out.push(id.clone());
+        }
+    }
+    out
+}
+
+/// The scope claim name and mapping in force, borrowed (same rule as
+/// [`ApiDefinition::scope_mapping`], which clones).
+fn scope_mapping(api: &ApiDefinition) -> (&str, &BTreeMap<String, String>) {
+    fn or_scope(name: &str) -> &str {
+        if name.is_empty() { "scope" } else { name }
+    }
+    if api.scopes.jwt.scope_to_policy.is_empty() {
+        (
+            or_scope(&api.jwt_scope_claim_name),
+            &api.jwt_scope_to_policy_mapping,
+        )
+    } else {
+        (
+            or_scope(&api.scopes.jwt.scope_claim_name),
+            &api.scopes.jwt.scope_to_policy,
+        )
+    }
+}
+
+/// The cache key of a resolved policy list: the ids in order, joined with `,` (policy ids cannot
+/// contain a comma). Order matters to [`apply_policies`] (metadata, counter scopes).
+pub fn policy_set_key(ids: &[String]) -> String {
+    ids.join(",")
+}
+
+/// The rate limit and quota for one API, and the scope of their counters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// `(rate, per)`: `rate` requests per `per` seconds; `None` = no rate limit.
+    pub rate: Option<(f64, f64)>,
+    /// `(max, renewal_secs)`: `max` requests per `renewal_secs`; `None` = unlimited.
+    pub quota: Option<(i64, i64)>,
+    /// Which counters to use, appended to the identity: `""` = the identity's shared counters;
+    /// a policy id when different policies grant different APIs (Tyk's `allowance_scope`), so that
+    /// each policy's allowance is counted separately.
+    pub scope_key: String,
+}
+
+/// One `allowed_urls` entry after merging, with its pattern compiled once.
+#[derive(Debug, Clone)]
+pub struct AllowedUrl {
+    /// The pattern as written in the policy.
+    pub url: String,
+    /// Allowed methods (exact, case-sensitive match as in Tyk); empty allows none.
+    pub methods: Vec<String>,
+    regex: Option<Regex>,
+}
+
+impl AllowedUrl {
+    fn new(url: String, methods: Vec<String>) -> Self {
+        let regex = compile_allowed_url(&url).ok();
+        Self {
+            url,
+            methods,
+            regex,
+        }
+    }
+
+    /// Whether the pattern compiled; an invalid pattern never matches (Tyk skips it).
+    pub fn is_valid(&self) -> bool {
+        self.regex.is_some()
+    }
+
+    /// Whether this entry allows `method` on `path`: the method is listed and the pattern matches
+    /// somewhere in the path (an unanchored search, as Tyk does; use `^`/`$` to anchor).
+    pub fn allows(&self, path: &str, method: &str) -> bool {
+        self.methods.iter().any(|m| m == method)
+            && self.regex.as_ref().is_some_and(|r| r.is_match(path))
+    }
+}
+
+/// Compiles an `allowed_urls` pattern the way Tyk prepares it (`httputil.PreparePathRegexp`
+/// without prefix/suffix matching): when the braces balance, mux-style parameters `{name}` become
+/// `([^/]+)` (note that this also rewrites a regex quantifier such as `{3}`, as Tyk does); `/*/`
+/// becomes `/[^/]+/` and `/*` becomes `/.*`. The result is an unanchored regular expression.
+///
+/// Policy validation can use this to accept exactly the patterns the gateway can use.
+pub fn compile_allowed_url(url: &str) -> Result<Regex, regex::Error> {
+    Regex::new(&prepare_path_pattern(url))
+}
+
+fn prepare_path_pattern(url: &str) -> String {
+    let opens = url.matches('{').count();
+    let mut pattern = if opens > 0 && opens == url.matches('}').count() {
+        replace_mux_params(url)
+    } else {
+        url.to_owned()
+    };
+    if pattern.contains("/*") {
+        pattern = pattern.replace("/*/", "/[^/]+/").replace("/*", "/.*");
+    }
+    pattern
+}
+
+/// Replaces every `{…}` with at least one character inside by `([^/]+)`.
+fn replace_mux_params(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    let mut rest = p;
+    while let Some(i) = rest.find('{') {
+        let after = &rest[i + 1..];
+        match after.find('}') {
+            Some(j) if j > 0 => {
+                out.push_str(&rest[..i]);
+                out.push_str("([^/]+)");
+                rest = &after[j + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=i]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What the applied policies grant on one API.
+#[derive(Debug, Clone)]
+pub struct ApiAccess {
+    /// Allowed versions; empty allows every version.
+    pub versions: Vec<String>,
+    /// When non-empty, only these paths and methods are allowed.
+    pub allowed_urls: Vec<AllowedUrl>,
+    /// Rate limit and quota for this API (from the policies that grant it).
+    pub limits: Limits,
+}
+
+/// The combination of the policies applied to a session (Tyk's `ApplyPolicies`, §3.3). Built by
+/// [`apply_policies`]; the gateway caches it per policy set ([`policy_set_key`]).
+#[derive(Debug, Clone)]
+pub struct EffectivePolicy {
+    /// The applied policy ids, in order, without duplicates.
+    pub policy_ids: Vec<String>,
+    /// What is granted, per API id.
+    pub access_rights: BTreeMap<String, ApiAccess>,
+    /// Most permissive rate over all policies (shortest `per/rate`); `None` = none. For limiting a
+    /// request use [`EffectivePolicy::limits_for`], which only counts the policies granting that
+    /// API, as Tyk does.
+    pub rate: Option<(f64, f64)>,
+    /// Highest quota over all policies (`-1` beats everything, Tyk's rule) with the highest
+    /// renewal period; `None` = unlimited. Per-request: [`EffectivePolicy::limits_for`].
+    pub quota: Option<(i64, i64)>,
+    /// Union of the policies' tags, in order of first appearance.
+    pub tags: Vec<String>,
+    /// The policies' metadata merged; a later policy overwrites an earlier one's keys.
+    pub meta_data: Map<String, Value>,
+    /// Whether any policy is inactive (`is_inactive`, or `active: false`).
+    pub inactive: bool,
+    /// Lifetime of a new session in seconds, `0` = never expires: `0` when any policy says never,
+    /// else the largest value.
+    pub key_expires_in: i64,
+}
+
+impl EffectivePolicy {
+    /// The rate limit, quota and counter scope for requests to `api_id`; `None` when the policies
+    /// do not grant that API.
+    pub fn limits_for(&self, api_id: &str) -> Option<&Limits> {
+        self.access_rights.get(api_id).map(|a| &a.limits)
+    }
+}
+
+/// Whether quota `a` is larger than quota `b`, where `-1` means unlimited (Tyk's
+/// `greaterThanInt64`). Note that `0`, also "unlimited" when enforced, loses to any positive quota
+/// when policies are combined, as in Tyk.
+fn quota_greater(a: i64, b: i64) -> bool {
+    if a == -1 {
+        return true;
+    }
+    if b == -1 {
+        return false;
+    }
+    a > b
+}
+
+/// Keeps the more permissive of the current rate and `(rate, per)` (the shorter interval per
+/// request wins, ties keep the current one). A rate `<= 0` or `per <= 0` sets no limit and is
+/// ignored, as in Tyk.
+fn merge_rate(current: &mut Option<(f64, f64)>, rate: f64, per: f64) {
+    if !(rate > 0.0 && per > 0.0) {
+        return;
+    }
+    let better = match *current {
+        None => true,
+        Some((r, p)) => p / r > per / rate,
+    };
+    if better {
+        *current = Some((rate, per));
+    }
+}
+
+fn quota_of(max: i64, renewal: i64) -> Option<(i64, i64)> {
+    (max > 0).then_some((max, renewal))
+}
+
+#[derive(Default)]
+struct ApiAcc {
+    all_versions: bool,
+    versions: Vec<String>,
+    urls: Vec<(String, Vec<String>)>,
+    rate: Option<(f64, f64)>,
+    quota_max: i64,
+    quota_renewal: i64,
+    set_by: String,
+}
+
+fn push_missing(dest: &mut Vec<String>, items: &[String]) {
+    for item in items {
+        if !dest.contains(item) {
+            dest.push(item.clone());
+        }
+    }
+}
+
+/// Combines policies (Tyk's `ApplyPolicies` for non-partitioned policies, §3.3), in order:
+///
+/// - **Access rights:** union of the APIs. Per API: versions unioned (a policy granting every
+///   version, i.e. an empty list, makes it every version); `allowed_urls` merged per URL pattern
+///   with the methods unioned. As in Tyk, a policy without `allowed_urls` does not lift another
+///   policy's restriction on the same API: the merged list restricts.
+/// - **Per-API limits** ([`EffectivePolicy::limits_for`]), from the policies granting that API:
+///   highest `quota_max` (`-1` beats all), highest `quota_renewal_rate`, most permissive rate
+///   (shortest `per/rate`). When different policies were the last to grant different APIs, each
+///   API's counters are scoped by that policy's id (Tyk's `allowance_scope`).
+/// - Session-level `rate`/`quota` the same way over all policies; tags unioned; metadata merged
+///   (later overwrites); inactive if any is inactive; `key_expires_in` 0 if any is 0 else the
+///   largest (Tyk uses the first policy's value only; Gatehouse takes the most permissive).
+/// - `allowed_urls` patterns are compiled here, once per policy set ([`compile_allowed_url`]);
+///   an invalid pattern is kept but never matches.
+///
+/// A policy listed twice is applied once. No policies → 403 [`AuthzError::NoMatchingPolicyFound`];
+/// policies that grant no API → 500 [`AuthzError::NoValidPolicies`].
+pub fn apply_policies(policies: &[&Policy]) -> Result<EffectivePolicy, AuthzError> {
+    let mut seen = BTreeSet::new();
+    let policies: Vec<&Policy> = policies
+        .iter()
+        .copied()
+        .filter(|p| seen.insert(p.id.as_str()))
+        .collect();
+    if policies.is_empty() {
+        return Err(AuthzError::NoMatchingPolicyFound);
+    }
+
+    let mut apis: BTreeMap<&str, ApiAcc> = BTreeMap::new();
+    let mut rate = None;
+    let mut quota_max = 0;
+    let mut quota_renewal = 0;
+    let mut tags: Vec<String> = Vec::new();
+    let mut meta_data = Map::new();
+    let mut inactive = false;
+    let mut key_expires_in: Option<i64> = None;
+
+    for p in &policies {
+        for (api_id, ad) in &p.access_rights {
+            let acc = apis.entry(api_id.as_str()).or_default();
+            if ad.versions.is_empty() {
+                acc.all_versions = true;
+            } else {
+                push_missing(&mut acc.versions, &ad.versions);
+            }
+            for spec in &ad.allowed_urls {
+                match acc.urls.iter_mut().find(|(url, _)| *url == spec.url) {
+                    Some((_, methods)) => push_missing(methods, &spec.methods),
+                    None => {
+                        let mut methods = Vec::new();
+                        push_missing(&mut methods, &spec.methods);
+                        acc.urls.push((spec.url.clone(), methods));
+                    }
+                }
+            }
+            if quota_greater(p.quota_max, acc.quota_max) {
+                acc.quota_max = p.quota_max;
+            }
+            acc.quota_renewal = acc.quota_renewal.max(p.quota_renewal_rate);
+            merge_rate(&mut acc.rate, p.rate, p.per);
+            acc.set_by.clone_from(&p.id);
+        }
+
+        if quota_greater(p.quota_max, quota_max) {
+            quota_max = p.quota_max;
+        }
+        quota_renewal = quota_renewal.max(p.quota_renewal_rate);
+        merge_rate(&mut rate, p.rate, p.per);
+        push_missing(&mut tags, &p.tags);
+        for (k, v) in &p.meta_data {
+            meta_data.insert(k.clone(), v.clone());
+        }
+        inactive |= p.inactive();
+        key_expires_in = Some(match key_expires_in {
+            None => p.key_expires_in.max(0),
+            Some(0) => 0,
+            Some(_) if p.key_expires_in <= 0 => 0,
+            Some(k) => k.max(p.key_expires_in),
+        });
+    }
+
+    if apis.is_empty() {
+        return Err(AuthzError::NoValidPolicies);
+    }
+    let setters: BTreeSet<&str> = apis.values().map(|a| a.set_by.as_str()).collect();
+    let scoped = setters.len() > 1;
+
+    let access_rights = apis
+        .into_iter()
+        .map(|(api_id, acc)| {
+            let access = ApiAccess {
+                versions: if acc.all_versions {
+                    Vec::new()
+                } else {
+                    acc.versions
+                },
+                allowed_urls: acc
+                    .urls
+                    .into_iter()
+                    .map(|(url, methods)| AllowedUrl::new(url, methods))
+                    .collect(),
+                limits: Limits {
+                    rate: acc.rate,
+                    quota: quota_of(acc.quota_max, acc.quota_renewal),
+                    scope_key: if scoped { acc.set_by } else { String::new() },
+                },
+            };
+            (api_id.to_owned(), access)
+        })
+        .collect();
+
+    Ok(EffectivePolicy {
+        policy_ids: policies.iter().map(|p| p.id.clone()).collect(),
+        access_rights,
+        rate,
+        quota: quota_of(quota_max, quota_renewal),
+        tags,
+        meta_data,
+        inactive,
+        key_expires_in: key_expires_in.unwrap_or(0),
+    })
+}
+
+/// The session Gatehouse keeps per identity (per API organisation and identity, like Tyk's JWT
+/// session key `generateToken(orgID, md5(identity))`): every token of one identity shares it and
+/// its rate-limit and quota counters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    /// The identity ([`claims::identity`]); Tyk's `alias`.
+    pub identity: String,
+    /// The policies applied by the last successful request (Tyk's `apply_policies`).
+    pub policy_ids: Vec<String>,
+    /// Unix seconds after which the session is expired; `None` = never.
+    pub expires_at: Option<i64>,
+    /// The OAuth client id of the last token ([`claims::client_id_for`]); Tyk's
+    /// `oauth_client_id`.
+    pub oauth_client_id: Option<String>,
+    /// When the session was created (unix seconds).
+    pub created_at: i64,
+    /// When the policies, expiry or client id last changed (unix seconds).
+    pub updated_at: i64,
+}
+
+impl SessionState {
+    /// A new session (Tyk's "key does not exist" branch): the effective policy's ids; expiry
+    /// `now + key_expires_in` when that is positive, never otherwise; then raised to the token's
+    /// `exp` when that is later ([`SessionState::raise_expiry`]).
+    pub fn new(
+        identity: impl Into<String>,
+        effective: &EffectivePolicy,
+        token_exp: Option<i64>,
+        oauth_client_id: Option<String>,
+        now: i64,
+    ) -> Self {
+        let mut s = Self {
+            identity: identity.into(),
+            policy_ids: effective.policy_ids.clone(),
+            expires_at: (effective.key_expires_in > 0)
+                .then(|| now.saturating_add(effective.key_expires_in)),
+            oauth_client_id,
+            created_at: now,
+            updated_at: now,
+        };
+        s.raise_expiry(token_exp);
+        s
+    }
+
+    /// Updates an existing session after a token of its identity was resolved (Tyk's "key exists"
+    /// branch): the policy list is replaced when it changed (a changed claim, default list or
+    /// scope set); the expiry is **not** recomputed from `key_expires_in`, only raised to the
+    /// token's `exp`; the OAuth client id is set to the token's. Returns whether anything changed.
+    pub fn refresh(
+        &mut self,
+        effective: &EffectivePolicy,
+        token_exp: Option<i64>,
+        oauth_client_id: Option<String>,
+        now: i64,
+    ) -> bool {
+        let mut changed = false;
+        if self.policy_ids != effective.policy_ids {
+            self.policy_ids.clone_from(&effective.policy_ids);
+            changed = true;
+        }
+        changed |= self.raise_expiry(token_exp);
+        if self.oauth_client_id != oauth_client_id {
+            self.oauth_client_id = oauth_client_id;
+            changed = true;
+        }
+        if changed {
+            self.updated_at = now;
+        }
+        changed
+    }
+
+    /// Raises the expiry to the token's `exp` when that is later (`TestJWTExpOverride`). As in
+    /// Tyk, "never" counts as 0 here: a session whose policies never expire takes the token's
+    /// `exp`, so a later token *without* `exp` finds it expired once that time has passed.
+    /// Returns whether the expiry changed.
+    pub fn raise_expiry(&mut self, token_exp: Option<i64>) -> bool {
+        match token_exp {
+            Some(exp) if exp > self.expires_at.unwrap_or(0) => {
+                self.expires_at = Some(exp);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the session is expired at `now` (from the expiry second on).
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+}
+
+/// The access checks after authentication, in Tyk's middleware order:
+///
+/// 1. a policy is inactive → 403 [`AuthzError::KeyInactive`] (Tyk's `KeyExpired` middleware checks
+///    `is_inactive` before the expiry);
+/// 2. the session is expired → 401 [`AuthzError::KeyExpired`];
+/// 3. the API is not granted, or `version` is not among the granted versions (an empty list grants
+///    every version) → 403 [`AuthzError::ApiDisallowed`]. Pass `version: None` for an API that is
+///    not versioned (no version check, as in Tyk); for a versioned API pass the version the request
+///    resolved to (the default version when it names none);
+/// 4. the API has `allowed_urls` and none allows `method` on `path` → 403
+///    [`AuthzError::ResourceDisallowed`]. `path` is the request path relative to the listen path
+///    (`/items/1` for `/shop/items/1` under `/shop/`), without the query string. Each pattern is
+///    searched unanchored in the path, methods match exactly. (Tyk's default mode searches the
+///    full path including the listen path; with `enable_path_prefix_matching` it tries both.)
+pub fn authorize(
+    effective: &EffectivePolicy,
+    session: &SessionState,
+    now: i64,
+    api_id: &str,
+    version: Option<&str>,
+    path: &str,
+    method: &str,
+) -> Result<(), AuthzError> {
+    if effective.inactive {
+        return Err(AuthzError::KeyInactive);
+    }
+    if session.is_expired(now) {
+        return Err(AuthzError::KeyExpired);
+    }
+    let access = effective
+        .access_rights
+        .get(api_id)
+        .ok_or(AuthzError::ApiDisallowed)?;
+    if let Some(v) = version
+        && !access.versions.is_empty()
+        && !access.versions.iter().any(|allowed| allowed == v)
+    {
+        return Err(AuthzError::ApiDisallowed);
+    }
+    if !access.allowed_urls.is_empty()
+        && !access.allowed_urls.iter().any(|u| u.allows(path, method))
+    {
+        return Err(AuthzError::ResourceDisallowed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::btree_map::Entry;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::policy::{AccessDefinition, AccessSpec};
+
+    /// What a request got: `Ok` or `(status, message)`.
+    type Outcome = Result<(), (u16, String)>;
+    type Quota = Option<(i64, i64)>;
+    type Rate = Option<(f64, f64)>;
+
+    const T0: i64 = 1_700_000_000;
+
+    fn obj(v: Value) -> Claims {
+        match v {
+            Value::Object(m) => m,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn grant(apis: &[&str]) -> BTreeMap<String, AccessDefinition> {
+        apis.iter()
+            .map(|a| {
+                let ad = AccessDefinition {
+                    api_id: (*a).to_owned(),
+                    ..Default::default()
+                };
+                ((*a).to_owned(), ad)
+            })
+            .collect()
+    }
+
+    fn policy(id: &str, apis: &[&str]) -> Policy {
+        Policy {
+            id: id.into(),
+            access_rights: grant(apis),
+            ..Default::default()
+        }
+    }
+
+    fn forbidden(msg: &str) -> Outcome {
+        Err((403, msg.to_owned()))
+    }
+
+    const NO_MATCHING_POLICY: &str = "key not authorized: no matching policy";
+    const NO_MATCHING_POLICY_FOUND: &str = "key not authorized: no matching policy found";
+    const NO_POLICY_IN_SCOPE: &str = "key not authorized: no matching policy found in scope claim";
+    const NO_SCOPE_OR_POLICY: &str = "key not authorized: no scope or policy in token";
+    const API_DISALLOWED: &str = "Access to this API has been disallowed";
+
+    /// A miniature gateway running the per-request flow described in the module docs, so Tyk's
+    /// gateway tests can be replayed request by request.
+    struct Gw {
+        apis: BTreeMap<String, ApiDefinition>,
+        policies: BTreeMap<String, Policy>,
+        /// Portal-registered OAuth clients → their catalogue policies.
+        clients: BTreeMap<String, Vec<String>>,
+        sessions: BTreeMap<String, SessionState>,
+        last: Option<EffectivePolicy>,
+        now: i64,
+    }
+
+    impl Gw {
+        fn new() -> Self {
+            Self {
+                apis: BTreeMap::new(),
+                policies: BTreeMap::new(),
+                clients: BTreeMap::new(),
+                sessions: BTreeMap::new(),
+                last: None,
+                now: T0,
+            }
+        }
+
+        /// A JWT API with identity `user_id` and policy claim `policy_id` unless `f` changes them.
+        fn with_api(mut self, id: &str, f: impl FnOnce(&mut ApiDefinition)) -> Self {
+            let mut api = ApiDefinition {
+                api_id: id.into(),
+                enable_jwt: true,
+                jwt_identity_base_field: "user_id".into(),
+                jwt_policy_field_name: "policy_id".into(),
+                ..Default::default()
+            };
+            f(&mut api);
+            self.apis.insert(id.into(), api);
+            self
+        }
+
+        fn with_policy(mut self, p: Policy) -> Self {
+            self.policies.insert(p.id.clone(), p);
+            self
+        }
+
+        fn api(&mut self, id: &str) -> &mut ApiDefinition {
+            self.apis.get_mut(id).expect("api")
+        }
+
+        fn call(&mut self, api_id: &str, claims: Value) -> Outcome {
+            self.call_path(api_id, "/", "GET", claims)
+        }
+
+        fn call_path(&mut self, api_id: &str, path: &str, method: &str, claims: Value) -> Outcome {
+            let claims = obj(claims);
+            let Self {
+                apis,
+                policies,
+                clients,
+                sessions,
+                last,
+                now,
+            } = self;
+            let now = *now;
+            let err = |e: AuthzError| (e.status(), e.message());
+            // The JWT layer's own `exp` check (not this module).
+            if claims::expiry(&claims).is_some_and(|exp| exp < now) {
+                return Err((401, "Key not authorized: token has expired".into()));
+            }
+            let api = &apis[api_id];
+            let identity = claims::identity(&claims, &api.jwt_identity_base_field).map_err(err)?;
+            let client = claims::client_id_for(&claims, api.idp_client_id_mapping_disabled);
+            let client_policies = client
+                .as_ref()
+                .and_then(|c| clients.get(c))
+                .map(Vec::as_slice);
+            let exists = |id: &str| policies.contains_key(id);
+            let resolved = resolve_policies(ResolveInput {
+                claims: &claims,
+                api,
+                policy_exists: &exists,
+                session_exists: sessions.contains_key(&identity),
+                client_policies,
+            })
+            .map_err(err)?;
+            let pols: Vec<&Policy> = resolved.iter().map(|id| &policies[id]).collect();
+            let eff = apply_policies(&pols).map_err(err)?;
+            let exp = claims::expiry(&claims);
+            let session = match sessions.entry(identity.clone()) {
+                Entry::Occupied(e) => {
+                    let s = e.into_mut();
+                    s.refresh(&eff, exp, client, now);
+                    s
+                }
+                Entry::Vacant(e) => e.insert(SessionState::new(identity, &eff, exp, client, now)),
+            };
+            let result = authorize(&eff, session, now, api_id, None, path, method).map_err(err);
+            *last = Some(eff);
+            result
+        }
+
+        fn policies_of(&self, identity: &str) -> Vec<String> {
+            self.sessions[identity].policy_ids.clone()
+        }
+
+        fn sorted_policies_of(&self, identity: &str) -> Vec<String> {
+            let mut v = self.policies_of(identity);
+            v.sort();
+            v
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Errors
+
+    #[test]
+    fn errors_carry_tyk_statuses_and_messages() {
+        let cases: Vec<(AuthzError, u16, &str)> = vec![
+            (
+                AuthzError::EmptyBaseClaim {
+                    claim: "uid".into(),
+                },
+                403,
+                "found an empty user ID in predefined base claim, claim: uid",
+            ),
+            (
+                AuthzError::EmptySubClaim,
+                403,
+                "found an empty user ID in sub claim",
+            ),
+            (
+                AuthzError::NoIdentityClaim,
+                403,
+                "no suitable claims for user ID were found",
+            ),
+            (AuthzError::NoMatchingPolicy, 403, NO_MATCHING_POLICY),
+            (
+                AuthzError::NoMatchingPolicyFound,
+                403,
+                NO_MATCHING_POLICY_FOUND,
+            ),
+            (
+                AuthzError::NoMatchingPolicyInScopeClaim,
+                403,
+                NO_POLICY_IN_SCOPE,
+            ),
+            (AuthzError::NoScopeOrPolicyInToken, 403, NO_SCOPE_OR_POLICY),
+            (
+                AuthzError::PolicyNotFound { id: "p9".into() },
+                500,
+                "failed to create key: policy not found: \"p9\"",
+            ),
+            (
+                AuthzError::NoValidPolicies,
+                500,
+                "failed to create key: key has no valid policies to be applied",
+            ),
+            (AuthzError::KeyExpired, 401, "Key has expired, please renew"),
+            (
+                AuthzError::KeyInactive,
+                403,
+                "Key is inactive, please renew",
+            ),
+            (AuthzError::ApiDisallowed, 403, API_DISALLOWED),
+            (
+                AuthzError::ResourceDisallowed,
+                403,
+                "Access to this resource has been disallowed",
+            ),
+        ];
+        for (e, status, msg) in cases {
+            assert_eq!(e.status(), status, "{e:?}");
+            assert_eq!(e.message(), msg, "{e:?}");
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Identity through the whole flow (TestJWTRSAIdInClaimsWithBaseField & co.)
+
+    #[test]
+    fn jwt_identity_errors_stop_the_request_with_403() {
+        let mut gw = Gw::new()
+            .with_api("a", |_| {})
+            .with_policy(policy("p", &["a"]));
+        assert_eq!(
+            gw.call(
+                "a",
+                json!({"user_id": "user123@test.com", "policy_id": "p"})
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            gw.call("a", json!({"user_id": "", "policy_id": "p"})),
+            forbidden("found an empty user ID in predefined base claim, claim: user_id")
+        );
+        assert_eq!(
+            gw.call("a", json!({"sub": "s@test.com", "policy_id": "p"})),
+            Ok(())
+        );
+        assert!(gw.sessions.contains_key("s@test.com"));
+        assert_eq!(
+            gw.call("a", json!({"sub": "", "policy_id": "p"})),
+            forbidden("found an empty user ID in sub claim")
+        );
+        assert_eq!(
+            gw.call("a", json!({"foo": "bar", "policy_id": "p"})),
+            forbidden("no suitable claims for user ID were found")
+        );
+    }
+
+    #[test]
+    fn jwt_rsa_id_in_claims_without_base_field() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| a.jwt_identity_base_field.clear())
+            .with_policy(policy("p", &["a"]));
+        assert_eq!(
+            gw.call("a", json!({"sub": "user123@test.com", "policy_id": "p"})),
+            Ok(())
+        );
+        assert_eq!(
+            gw.call(
+                "a",
+                json!({"user_id": "user123@test.com", "policy_id": "p"})
+            ),
+            forbidden("no suitable claims for user ID were found")
+        );
+    }
+
+    #[test]
+    fn jwt_nested_claims_through_the_flow() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| {
+                a.jwt_identity_base_field = "test.sub".into();
+                a.jwt_policy_field_name = "test.policy".into();
+            })
+            .with_policy(policy("premium-policy", &["a"]));
+        let token = json!({"test": {"sub": "123456", "policy": "premium-policy"}});
+        assert_eq!(gw.call("a", token), Ok(()));
+        assert_eq!(gw.policies_of("123456"), ids(&["premium-policy"]));
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // TestJWTDefaultPolicies
+
+    fn default_policies_gw(policy_field: &str) -> Gw {
+        let field = policy_field.to_owned();
+        Gw::new()
+            .with_api("testapid", |a| {
+                a.jwt_policy_field_name = field;
+                a.jwt_default_policies = ids(&["defPol1", "defPol2"]);
+            })
+            .with_policy(policy("defPol1", &["testapid"]))
+            .with_policy(policy("defPol2", &["testapid"]))
+            .with_policy(policy("tokenPol", &["testapid"]))
+    }
+
+    /// Runs the same token while the default list is edited; the session follows every edit.
+    fn assert_session_follows_default_edits(gw: &mut Gw, token: &Value) {
+        assert_eq!(gw.call("testapid", token.clone()), Ok(()));
+        assert_eq!(gw.policies_of("dummy"), ids(&["defPol1", "defPol2"]));
+        // Same again: stored correctly.
+        assert_eq!(gw.call("testapid", token.clone()), Ok(()));
+        assert_eq!(gw.policies_of("dummy"), ids(&["defPol1", "defPol2"]));
+        // Remove one of the default policies.
+        gw.api("testapid").jwt_default_policies = ids(&["defPol1"]);
+        assert_eq!(gw.call("testapid", token.clone()), Ok(()));
+        assert_eq!(gw.policies_of("dummy"), ids(&["defPol1"]));
+        // Add a default policy.
+        gw.api("testapid").jwt_default_policies = ids(&["defPol1", "defPol2"]);
+        assert_eq!(gw.call("testapid", token.clone()), Ok(()));
+        assert_eq!(gw.policies_of("dummy"), ids(&["defPol1", "defPol2"]));
+    }
+
+    #[test]
+    fn jwt_default_policies_when_policy_field_name_is_empty() {
+        // The token names a policy, but the API does not read a policy claim.
+        let mut gw = default_policies_gw("");
+        let token = json!({"user_id": "dummy", "policy_id": "tokenPol"});
+        assert_session_follows_default_edits(&mut gw, &token);
+    }
+
+    #[test]
+    fn jwt_default_policies_when_policy_claim_is_empty() {
+        let mut gw = default_policies_gw("policy_id");
+        let token = json!({"user_id": "dummy", "policy_id": ""});
+        assert_session_follows_default_edits(&mut gw, &token);
+        // A missing claim behaves the same.
+        let mut gw = default_policies_gw("policy_id");
+        let token = json!({"user_id": "dummy"});
+        assert_session_follows_default_edits(&mut gw, &token);
+    }
+
+    #[test]
+    fn jwt_default_policies_invalid_policy_id_in_claim_is_403() {
+        let mut gw = default_policies_gw("policy_id");
+        let token = json!({"user_id": "dummy", "policy_id": "invalid"});
+        assert_eq!(
+            gw.call("testapid", token.clone()),
+            forbidden(NO_MATCHING_POLICY)
+        );
+        assert_eq!(gw.call("testapid", token), forbidden(NO_MATCHING_POLICY));
+        assert!(
+            gw.sessions.is_empty(),
+            "a failed resolution creates no session"
+        );
+    }
+
+    #[test]
+    fn jwt_default_policies_default_to_claim_transition() {
+        let mut gw = default_policies_gw("");
+        let token = json!({"user_id": "dummy", "policy_id": "tokenPol"});
+        assert_eq!(gw.call("testapid", token.clone()), Ok(()));
+        assert_eq!(gw.policies_of("dummy"), ids(&["defPol1", "defPol2"]));
+        assert_eq!(gw.call("testapid", token.clone()), Ok(()));
+        assert_eq!(gw.policies_of("dummy"), ids(&["defPol1", "defPol2"]));
+        gw.api("testapid").jwt_policy_field_name = "policy_id".into();
+        assert_eq!(gw.call("testapid", token), Ok(()));
+        assert_eq!(gw.policies_of("dummy"), ids(&["tokenPol"]));
+    }
+
+    #[test]
+    fn jwt_default_policies_claim_to_default_transition() {
+        let mut gw = default_policies_gw("policy_id");
+        let token = json!({"user_id": "dummy", "policy_id": "tokenPol"});
+        assert_eq!(gw.call("testapid", token.clone()), Ok(()));
+        assert_eq!(gw.policies_of("dummy"), ids(&["tokenPol"]));
+        assert_eq!(gw.call("testapid", token.clone()), Ok(()));
+        assert_eq!(gw.policies_of("dummy"), ids(&["tokenPol"]));
+        gw.api("testapid").jwt_policy_field_name.clear();
+        assert_eq!(gw.call("testapid", token), Ok(()));
+        assert_eq!(gw.policies_of("dummy"), ids(&["defPol1", "defPol2"]));
+    }
+
+    #[test]
+    fn jwt_default_policies_unknown_default_is_500_only_when_nothing_is_left() {
+        let mut gw = default_policies_gw("policy_id");
+        gw.api("testapid").jwt_default_policies = ids(&["missing"]);
+        assert_eq!(
+            gw.call("testapid", json!({"user_id": "dummy"})),
+            Err((
+                500,
+                "failed to create key: policy not found: \"missing\"".to_owned()
+            ))
+        );
+        // With a known default next to it, the unknown one is skipped (Tyk's ApplyPolicies).
+        gw.api("testapid").jwt_default_policies = ids(&["missing", "defPol2"]);
+        assert_eq!(gw.call("testapid", json!({"user_id": "dummy"})), Ok(()));
+        assert_eq!(gw.policies_of("dummy"), ids(&["defPol2"]));
+    }
+
+    #[test]
+    fn jwt_policy_claim_array_is_ignored_like_tyk() {
+        // Tyk's getClaimValue only reads strings: an array `pol` finds no policy, defaults apply.
+        let mut gw = default_policies_gw("policy_id");
+        let token = json!({"user_id": "dummy", "policy_id": ["tokenPol"]});
+        assert_eq!(gw.call("testapid", token), Ok(()));
+        assert_eq!(gw.policies_of("dummy"), ids(&["defPol1", "defPol2"]));
+        // Without defaults, nothing is found.
+        let mut gw = Gw::new()
+            .with_api("a", |_| {})
+            .with_policy(policy("p", &["a"]));
+        assert_eq!(
+            gw.call("a", json!({"user_id": "u", "policy_id": ["p"]})),
+            forbidden(NO_MATCHING_POLICY_FOUND)
+        );
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // TestJWTScopeToPolicyMapping
+
+    fn scope_mapping_gw() -> Gw {
+        let configure = |a: &mut ApiDefinition| {
+            a.jwt_default_policies = ids(&["default"]);
+            a.scopes.jwt.scope_to_policy = [
+                ("user:read".to_owned(), "p1".to_owned()),
+                ("user:write".to_owned(), "p2".to_owned()),
+            ]
+            .into();
+        };
+        Gw::new()
+            .with_api("base-api", configure)
+            .with_api("api1", configure)
+            .with_api("api2", configure)
+            .with_api("api3", configure)
+            .with_policy(Policy {
+                rate: 111.0,
+                per: 3600.0,
+                ..policy("base", &["base-api"])
+            })
+            .with_policy(policy("default", &["base-api"]))
+            .with_policy(Policy {
+                rate: 100.0,
+                per: 60.0,
+                ..policy("p1", &["api1"])
+            })
+            .with_policy(Policy {
+                rate: 500.0,
+                per: 30.0,
+                ..policy("p2", &["api2"])
+            })
+    }
+
+    #[test]
+    fn jwt_scope_to_policy_mapping_full_scenario() {
+        let mut gw = scope_mapping_gw();
+        let user1 =
+            json!({"user_id": "user1", "policy_id": "base", "scope": "user:read user:write"});
+        let user2 = json!({"user_id": "user2", "scope": "user:read user:write"});
+        let user3 = json!({"user_id": "user3"});
+
+        // Create JWT sessions: base + scopes; scopes without base; neither.
+        assert_eq!(gw.call("base-api", user1.clone()), Ok(()));
+        assert_eq!(gw.call("api1", user2), Ok(()));
+        assert_eq!(gw.call("base-api", user3), Ok(()));
+
+        // Base and scope policies together.
+        assert_eq!(gw.sorted_policies_of("user1"), ids(&["base", "p1", "p2"]));
+        // If scopes are present, the default policy is not used.
+        assert_eq!(gw.sorted_policies_of("user2"), ids(&["p1", "p2"]));
+        // Without scopes, the default policy applies.
+        assert_eq!(gw.policies_of("user3"), ids(&["default"]));
+
+        // The token issued with the base policy reaches api1 and api2 through its scopes,
+        // but not api3, which nothing grants.
+        assert_eq!(gw.call("api1", user1.clone()), Ok(()));
+        assert_eq!(gw.call("api2", user1.clone()), Ok(()));
+        assert_eq!(gw.call("api3", user1.clone()), forbidden(API_DISALLOWED));
+
+        // Change the mapping of base-api; the existing session picks it up.
+        gw = gw.with_policy(Policy {
+            rate: 500.0,
+            per: 30.0,
+            ..policy("p3", &["api3"])
+        });
+        gw.api("base-api").scopes.jwt.scope_to_policy =
+            [("user:read".to_owned(), "p3".to_owned())].into();
+        assert_eq!(gw.call("base-api", user1.clone()), Ok(()));
+
+        // A wrong scope, then a correct one, then the wrong one again (no caching effects).
+        let wrong = json!({"user_id": "user1", "scope": "nonexisting"});
+        assert_eq!(
+            gw.call("base-api", wrong.clone()),
+            forbidden(NO_POLICY_IN_SCOPE)
+        );
+        assert_eq!(gw.call("base-api", user1), Ok(()));
+        assert_eq!(gw.call("base-api", wrong), forbidden(NO_POLICY_IN_SCOPE));
+
+        // The session holds the changed list: base first, then the scope policy.
+        assert_eq!(gw.policies_of("user1"), ids(&["base", "p3"]));
+    }
+
+    #[test]
+    fn jwt_scope_to_policy_mapping_legacy_fields_and_okta_scp() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| {
+                a.jwt_policy_field_name.clear();
+                a.jwt_scope_claim_name = "scp".into();
+                a.jwt_scope_to_policy_mapping = [("items:read".to_owned(), "r".to_owned())].into();
+            })
+            .with_policy(policy("r", &["a"]));
+        let token = json!({"user_id": "u", "scp": ["items:read", "openid"]});
+        assert_eq!(gw.call("a", token), Ok(()));
+        assert_eq!(gw.policies_of("u"), ids(&["r"]));
+    }
+
+    #[test]
+    fn jwt_scope_mapping_only_no_default_policies() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| {
+                a.scopes.jwt.scope_to_policy = [
+                    ("read".to_owned(), "p-read".to_owned()),
+                    ("write".to_owned(), "p-write".to_owned()),
+                ]
+                .into();
+            })
+            .with_policy(policy("p-read", &["a"]))
+            .with_policy(policy("p-write", &["a"]));
+        // Valid scope → that policy.
+        assert_eq!(
+            gw.call("a", json!({"user_id": "u1", "scope": "read"})),
+            Ok(())
+        );
+        assert_eq!(gw.policies_of("u1"), ids(&["p-read"]));
+        // Invalid scope → 403.
+        assert_eq!(
+            gw.call("a", json!({"user_id": "u2", "scope": "unknown"})),
+            forbidden(NO_POLICY_IN_SCOPE)
+        );
+        // No scope → 403.
+        assert_eq!(
+            gw.call("a", json!({"user_id": "u3"})),
+            forbidden(NO_MATCHING_POLICY_FOUND)
+        );
+        // Several scopes → several policies.
+        assert_eq!(
+            gw.call("a", json!({"user_id": "u4", "scope": "write read"})),
+            Ok(())
+        );
+        assert_eq!(gw.sorted_policies_of("u4"), ids(&["p-read", "p-write"]));
+        assert!(!gw.sessions.contains_key("u2") && !gw.sessions.contains_key("u3"));
+    }
+
+    #[test]
+    fn jwt_no_default_policies_no_scope_mapping_no_policy_claim() {
+        let mut gw = Gw::new()
+            .with_api("a", |_| {})
+            .with_policy(policy("p", &["a"]));
+        assert_eq!(
+            gw.call("a", json!({"user_id": "u", "scope": "read"})),
+            forbidden(NO_MATCHING_POLICY_FOUND)
+        );
+    }
+
+    #[test]
+    fn jwt_scope_mapping_with_partial_match() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| {
+                a.scopes.jwt.scope_to_policy = [
+                    ("scope:a".to_owned(), "pa".to_owned()),
+                    ("scope:b".to_owned(), "pb".to_owned()),
+                ]
+                .into();
+            })
+            .with_policy(policy("pa", &["a"]))
+            .with_policy(policy("pb", &["a"]));
+        assert_eq!(
+            gw.call("a", json!({"user_id": "u", "scope": "scope:a scope:c"})),
+            Ok(())
+        );
+        assert_eq!(gw.policies_of("u"), ids(&["pa"]));
+    }
+
+    #[test]
+    fn jwt_security_fix_existing_session_no_scope_no_policy() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| {
+                a.scopes.jwt.scope_to_policy = [("read".to_owned(), "p-read".to_owned())].into();
+            })
+            .with_policy(policy("p-read", &["a"]));
+        let scoped = json!({"user_id": "u", "scope": "read"});
+        let bare = json!({"user_id": "u"});
+        assert_eq!(gw.call("a", scoped.clone()), Ok(()));
+        // The same identity with a token carrying neither scope nor policy: refused, and the
+        // session keeps its policies.
+        assert_eq!(gw.call("a", bare), forbidden(NO_SCOPE_OR_POLICY));
+        assert_eq!(gw.policies_of("u"), ids(&["p-read"]));
+        assert_eq!(gw.call("a", scoped), Ok(()));
+        // A new identity with such a token gets the "nothing found" message instead.
+        assert_eq!(
+            gw.call("a", json!({"user_id": "new"})),
+            forbidden(NO_MATCHING_POLICY_FOUND)
+        );
+    }
+
+    #[test]
+    fn jwt_traditional_auth_existing_session_no_policy_in_token() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| a.jwt_policy_field_name = "pol".into())
+            .with_policy(policy("p", &["a"]));
+        assert_eq!(gw.call("a", json!({"user_id": "u", "pol": "p"})), Ok(()));
+        assert_eq!(
+            gw.call("a", json!({"user_id": "u"})),
+            forbidden(NO_MATCHING_POLICY_FOUND)
+        );
+        assert_eq!(
+            gw.call("a", json!({"user_id": "other"})),
+            forbidden(NO_MATCHING_POLICY_FOUND)
+        );
+    }
+
+    #[test]
+    fn jwt_backward_compatibility_default_policies_still_work() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| {
+                a.jwt_default_policies = ids(&["d"]);
+                a.scopes.jwt.scope_to_policy = [("read".to_owned(), "r".to_owned())].into();
+            })
+            .with_policy(policy("d", &["a"]))
+            .with_policy(policy("r", &["a"]));
+        for _ in 0..3 {
+            assert_eq!(gw.call("a", json!({"user_id": "u"})), Ok(()));
+            assert_eq!(gw.policies_of("u"), ids(&["d"]));
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Existing sessions and the policy claim
+
+    #[test]
+    fn jwt_existing_session_policy_id_changed() {
+        let mut gw = Gw::new()
+            .with_api("a", |_| {})
+            .with_policy(Policy {
+                quota_max: 111,
+                quota_renewal_rate: 3600,
+                ..policy("p1", &["a"])
+            })
+            .with_policy(Policy {
+                quota_max: 999,
+                quota_renewal_rate: 3600,
+                ..policy("p2", &["a"])
+            });
+        assert_eq!(
+            gw.call("a", json!({"user_id": "u", "policy_id": "p1"})),
+            Ok(())
+        );
+        assert_eq!(gw.last.as_ref().unwrap().quota, Some((111, 3600)));
+        assert_eq!(gw.policies_of("u"), ids(&["p1"]));
+        assert_eq!(
+            gw.call("a", json!({"user_id": "u", "policy_id": "p2"})),
+            Ok(())
+        );
+        assert_eq!(gw.last.as_ref().unwrap().quota, Some((999, 3600)));
+        assert_eq!(
+            gw.last.as_ref().unwrap().limits_for("a").unwrap().quota,
+            Some((999, 3600))
+        );
+        assert_eq!(gw.policies_of("u"), ids(&["p2"]));
+    }
+
+    #[test]
+    fn jwt_invalid_policy_id_new_and_existing_session() {
+        let mut gw = Gw::new()
+            .with_api("a", |_| {})
+            .with_policy(policy("p1", &["a"]));
+        assert_eq!(
+            gw.call("a", json!({"user_id": "new", "policy_id": "abcxyz"})),
+            forbidden(NO_MATCHING_POLICY)
+        );
+        assert_eq!(
+            gw.call("a", json!({"user_id": "u", "policy_id": "p1"})),
+            Ok(())
+        );
+        assert_eq!(
+            gw.call("a", json!({"user_id": "u", "policy_id": "abcdef"})),
+            forbidden(NO_MATCHING_POLICY)
+        );
+        assert_eq!(gw.policies_of("u"), ids(&["p1"]));
+    }
+
+    #[test]
+    fn jwt_policy_claim_keeps_base_with_scopes() {
+        // Base from the claim is kept next to the scope policies; the defaults are not used.
+        let api = ApiDefinition {
+            jwt_policy_field_name: "pol".into(),
+            jwt_default_policies: ids(&["d"]),
+            scopes: crate::api::Scopes {
+                jwt: crate::api::ScopeMapping {
+                    scope_claim_name: String::new(),
+                    scope_to_policy: [
+                        ("x".to_owned(), "px".to_owned()),
+                        ("y".to_owned(), "py".to_owned()),
+                        ("z".to_owned(), "base".to_owned()),
+                    ]
+                    .into(),
+                },
+            },
+            ..Default::default()
+        };
+        let exists = |_: &str| true;
+        let resolve = |claims: Value| {
+            resolve_policies(ResolveInput {
+                claims: &obj(claims),
+                api: &api,
+                policy_exists: &exists,
+                session_exists: false,
+                client_policies: None,
+            })
+        };
+        // Mapped policies are sorted and deduplicated, the base comes first, once.
+        assert_eq!(
+            resolve(json!({"pol": "base", "scope": "y z x y"})),
+            Ok(ids(&["base", "px", "py"]))
+        );
+        assert_eq!(
+            resolve(json!({"pol": "base", "scope": "nope"})),
+            Ok(ids(&["base"]))
+        );
+        assert_eq!(resolve(json!({"scope": "y"})), Ok(ids(&["py"])));
+        assert_eq!(resolve(json!({})), Ok(ids(&["d"])));
+    }
+
+    #[test]
+    fn scope_mapping_in_force_matches_the_api_definition_rule() {
+        let mut api = ApiDefinition::default();
+        let check = |api: &ApiDefinition| {
+            let owned = api.scope_mapping();
+            let (name, map) = scope_mapping(api);
+            assert_eq!(name, owned.scope_claim_name);
+            assert_eq!(map, &owned.scope_to_policy);
+        };
+        check(&api);
+        api.jwt_scope_claim_name = "scp".into();
+        api.jwt_scope_to_policy_mapping
+            .insert("a".into(), "p1".into());
+        check(&api);
+        api.scopes
+            .jwt
+            .scope_to_policy
+            .insert("b".into(), "p2".into());
+        check(&api);
+        api.scopes.jwt.scope_claim_name = "roles".into();
+        check(&api);
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Gatehouse extension: policies of a portal-registered OAuth client
+
+    fn client_gw() -> Gw {
+        let mut gw = Gw::new()
+            .with_api("a", |a| {
+                a.jwt_identity_base_field.clear();
+                a.jwt_policy_field_name = "pol".into();
+                a.jwt_default_policies = ids(&["d"]);
+            })
+            .with_policy(policy("d", &["a"]))
+            .with_policy(policy("cat", &["a"]))
+            .with_policy(policy("claimed", &["a"]))
+            .with_policy(policy("r", &["a"]));
+        gw.clients.insert("dcr-client".into(), ids(&["cat"]));
+        gw
+    }
+
+    #[test]
+    fn client_policies_are_used_before_the_defaults() {
+        let mut gw = client_gw();
+        assert_eq!(
+            gw.call("a", json!({"sub": "dcr-client", "cid": "dcr-client"})),
+            Ok(())
+        );
+        assert_eq!(gw.policies_of("dcr-client"), ids(&["cat"]));
+        assert_eq!(
+            gw.sessions["dcr-client"].oauth_client_id.as_deref(),
+            Some("dcr-client")
+        );
+        // A client that is not a portal client gets the defaults.
+        assert_eq!(
+            gw.call("a", json!({"sub": "other", "cid": "other"})),
+            Ok(())
+        );
+        assert_eq!(gw.policies_of("other"), ids(&["d"]));
+    }
+
+    #[test]
+    fn client_policies_lose_to_a_policy_claim() {
+        let mut gw = client_gw();
+        let token = json!({"sub": "dcr-client", "cid": "dcr-client", "pol": "claimed"});
+        assert_eq!(gw.call("a", token), Ok(()));
+        assert_eq!(gw.policies_of("dcr-client"), ids(&["claimed"]));
+    }
+
+    #[test]
+    fn client_policies_are_a_base_and_survive_scopes() {
+        let mut gw = client_gw();
+        gw.api("a").scopes.jwt.scope_to_policy = [("read".to_owned(), "r".to_owned())].into();
+        let token = json!({"sub": "dcr-client", "cid": "dcr-client", "scope": "read"});
+        assert_eq!(gw.call("a", token), Ok(()));
+        assert_eq!(gw.policies_of("dcr-client"), ids(&["cat", "r"]));
+        // Defaults, in contrast, are dropped when scopes are present.
+        let token = json!({"sub": "other", "scope": "read"});
+        assert_eq!(gw.call("a", token), Ok(()));
+        assert_eq!(gw.policies_of("other"), ids(&["r"]));
+    }
+
+    #[test]
+    fn client_policies_that_are_unknown() {
+        let mut gw = client_gw();
+        gw.clients.insert("gone".into(), ids(&["deleted"]));
+        gw.clients.insert("half".into(), ids(&["deleted", "cat"]));
+        assert_eq!(
+            gw.call("a", json!({"sub": "gone", "cid": "gone"})),
+            forbidden(NO_MATCHING_POLICY)
+        );
+        assert_eq!(gw.call("a", json!({"sub": "half", "cid": "half"})), Ok(()));
+        assert_eq!(gw.policies_of("half"), ids(&["cat"]));
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // TestJWT_ExtractOAuthClientIDForDCR
+
+    #[test]
+    fn jwt_extract_oauth_client_id_for_dcr() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| a.jwt_identity_base_field.clear())
+            .with_api("b", |a| {
+                a.jwt_identity_base_field.clear();
+                a.idp_client_id_mapping_disabled = true;
+            })
+            .with_policy(policy("p", &["a", "b"]));
+        let token = json!({"sub": "s1", "policy_id": "p", "cid": "okta-client"});
+        assert_eq!(gw.call("a", token), Ok(()));
+        assert_eq!(
+            gw.sessions["s1"].oauth_client_id.as_deref(),
+            Some("okta-client")
+        );
+        let token = json!({"sub": "s2", "policy_id": "p", "cid": "okta-client"});
+        assert_eq!(gw.call("b", token), Ok(()));
+        assert_eq!(gw.sessions["s2"].oauth_client_id, None);
+        // A later token without a client id clears it (Tyk sets the session's value each time).
+        assert_eq!(gw.call("a", json!({"sub": "s1", "policy_id": "p"})), Ok(()));
+        assert_eq!(gw.sessions["s1"].oauth_client_id, None);
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // TestJWTExpOverride and session expiry
+
+    #[test]
+    fn jwt_exp_override_jwt_expiration_bigger_than_policy() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| a.jwt_identity_base_field.clear())
+            .with_policy(Policy {
+                key_expires_in: 1,
+                ..policy("p", &["a"])
+            });
+        let token = json!({"sub": "u", "policy_id": "p", "exp": T0 + 72});
+        assert_eq!(gw.call("a", token.clone()), Ok(()));
+        assert_eq!(gw.sessions["u"].expires_at, Some(T0 + 72));
+        gw.now += 2; // 1.1 s in Tyk's test
+        assert_eq!(gw.call("a", token), Ok(()));
+    }
+
+    #[test]
+    fn jwt_exp_override_expired_jwt_is_refused() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| a.jwt_identity_base_field.clear())
+            .with_policy(Policy {
+                key_expires_in: 5,
+                ..policy("p", &["a"])
+            });
+        let token = json!({"sub": "u", "policy_id": "p", "exp": T0 - 1});
+        assert_eq!(gw.call("a", token).unwrap_err().0, 401);
+    }
+
+    #[test]
+    fn jwt_exp_override_expired_but_renewed_policy_without_expiration() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| a.jwt_identity_base_field.clear())
+            .with_policy(policy("p", &["a"]));
+        let token = json!({"sub": "u", "policy_id": "p", "exp": T0 + 1});
+        let new_token = json!({"sub": "u", "policy_id": "p", "exp": T0 + 5});
+        assert_eq!(gw.call("a", token.clone()), Ok(()));
+        // Tyk: "never" counts as 0, so the session takes the token's exp.
+        assert_eq!(gw.sessions["u"].expires_at, Some(T0 + 1));
+        gw.now += 2;
+        assert_eq!(gw.call("a", token).unwrap_err().0, 401);
+        assert_eq!(gw.call("a", new_token), Ok(()));
+        assert_eq!(gw.sessions["u"].expires_at, Some(T0 + 5));
+    }
+
+    #[test]
+    fn session_expires_without_a_later_token_exp() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| a.jwt_identity_base_field.clear())
+            .with_policy(Policy {
+                key_expires_in: 10,
+                ..policy("p", &["a"])
+            });
+        let token = json!({"sub": "u", "policy_id": "p"});
+        assert_eq!(gw.call("a", token.clone()), Ok(()));
+        assert_eq!(gw.sessions["u"].expires_at, Some(T0 + 10));
+        gw.now += 9;
+        assert_eq!(gw.call("a", token.clone()), Ok(()));
+        gw.now += 1;
+        assert_eq!(
+            gw.call("a", token),
+            Err((401, "Key has expired, please renew".to_owned()))
+        );
+        // A token with a later exp revives the session.
+        let renewed = json!({"sub": "u", "policy_id": "p", "exp": T0 + 100});
+        assert_eq!(gw.call("a", renewed), Ok(()));
+    }
+
+    #[test]
+    fn session_expiry_is_not_recomputed_when_policies_change() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| a.jwt_identity_base_field.clear())
+            .with_policy(Policy {
+                key_expires_in: 10,
+                ..policy("short", &["a"])
+            })
+            .with_policy(policy("forever", &["a"]));
+        assert_eq!(
+            gw.call("a", json!({"sub": "u", "policy_id": "short"})),
+            Ok(())
+        );
+        assert_eq!(
+            gw.call("a", json!({"sub": "u", "policy_id": "forever"})),
+            Ok(())
+        );
+        assert_eq!(gw.sessions["u"].expires_at, Some(T0 + 10));
+        assert_eq!(gw.policies_of("u"), ids(&["forever"]));
+    }
+
+    #[test]
+    fn session_new_and_refresh() {
+        let eff = apply_policies(&[&Policy {
+            key_expires_in: 60,
+            ..policy("p", &["a"])
+        }])
+        .unwrap();
+        let mut s = SessionState::new("id", &eff, Some(T0 + 30), None, T0);
+        assert_eq!(
+            s.expires_at,
+            Some(T0 + 60),
+            "a sooner exp does not shorten it"
+        );
+        assert_eq!(s.policy_ids, ids(&["p"]));
+        assert!(!s.is_expired(T0 + 59));
+        assert!(s.is_expired(T0 + 60));
+        assert!(
+            !s.refresh(&eff, Some(T0 + 10), None, T0 + 1),
+            "nothing changed"
+        );
+        assert_eq!(s.updated_at, T0);
+        let other = apply_policies(&[&policy("q", &["a"])]).unwrap();
+        assert!(s.refresh(&other, None, Some("c".into()), T0 + 2));
+        assert_eq!(s.policy_ids, ids(&["q"]));
+        assert_eq!(s.oauth_client_id.as_deref(), Some("c"));
+        assert_eq!((s.created_at, s.updated_at), (T0, T0 + 2));
+        assert!(s.refresh(&other, Some(T0 + 90), Some("c".into()), T0 + 3));
+        assert_eq!(s.expires_at, Some(T0 + 90));
+
+        let never = apply_policies(&[&policy("n", &["a"])]).unwrap();
+        let s = SessionState::new("id", &never, None, None, T0);
+        assert_eq!(s.expires_at, None);
+        assert!(!s.is_expired(i64::MAX));
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // apply_policies: combining policies
+
+    fn api_access(eff: &EffectivePolicy, api: &str) -> ApiAccess {
+        eff.access_rights[api].clone()
+    }
+
+    #[test]
+    fn policies_union_access_rights() {
+        let a = policy("a", &["api1", "api2"]);
+        let b = policy("b", &["api2", "api3"]);
+        let eff = apply_policies(&[&a, &b]).unwrap();
+        assert_eq!(
+            eff.access_rights.keys().collect::<Vec<_>>(),
+            ["api1", "api2", "api3"]
+        );
+        assert_eq!(eff.policy_ids, ids(&["a", "b"]));
+    }
+
+    #[test]
+    fn policies_union_versions_and_empty_means_all() {
+        let mut a = policy("a", &["x", "y"]);
+        let mut b = policy("b", &["x", "y"]);
+        a.access_rights.get_mut("x").unwrap().versions = ids(&["v1", "v2"]);
+        b.access_rights.get_mut("x").unwrap().versions = ids(&["v2", "v3"]);
+        a.access_rights.get_mut("y").unwrap().versions = ids(&["v1"]);
+        // b grants every version of y.
+        let eff = apply_policies(&[&a, &b]).unwrap();
+        assert_eq!(api_access(&eff, "x").versions, ids(&["v1", "v2", "v3"]));
+        assert!(api_access(&eff, "y").versions.is_empty());
+    }
+
+    #[test]
+    fn policies_merge_allowed_urls_per_url_with_methods_unioned() {
+        let spec = |url: &str, methods: &[&str]| AccessSpec {
+            url: url.into(),
+            methods: ids(methods),
+        };
+        let mut a = policy("a", &["x"]);
+        let mut b = policy("b", &["x"]);
+        let c = policy("c", &["x"]);
+        a.access_rights.get_mut("x").unwrap().allowed_urls =
+            vec![spec("^/items", &["GET"]), spec("^/orders", &["GET"])];
+        b.access_rights.get_mut("x").unwrap().allowed_urls =
+            vec![spec("^/items", &["POST", "GET"]), spec("^/users", &["GET"])];
+        // c has no restriction on x; as in Tyk, it does not lift a's and b's.
+        let eff = apply_policies(&[&a, &b, &c]).unwrap();
+        let urls = api_access(&eff, "x").allowed_urls;
+        let got: Vec<(&str, Vec<String>)> = urls
+            .iter()
+            .map(|u| (u.url.as_str(), u.methods.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("^/items", ids(&["GET", "POST"])),
+                ("^/orders", ids(&["GET"])),
+                ("^/users", ids(&["GET"])),
+            ]
+        );
+    }
+
+    #[test]
+    fn policies_highest_quota_wins_and_minus_one_beats_all() {
+        let q = |id: &str, max: i64, renew: i64| Policy {
+            quota_max: max,
+            quota_renewal_rate: renew,
+            ..policy(id, &["x"])
+        };
+        let cases: Vec<(Vec<Policy>, Quota)> = vec![
+            (
+                vec![q("a", 100, 60), q("b", 1000, 3600)],
+                Some((1000, 3600)),
+            ),
+            (
+                vec![q("a", 1000, 60), q("b", 100, 3600)],
+                Some((1000, 3600)),
+            ),
+            (vec![q("a", 100, 60), q("b", -1, 0)], None),
+            (vec![q("a", -1, 0), q("b", 100, 60)], None),
+            // 0 loses to a positive quota when combined (Tyk's greaterThanInt64).
+            (vec![q("a", 0, 0), q("b", 100, 60)], Some((100, 60))),
+            (vec![q("a", 0, 0)], None),
+        ];
+        for (pols, want) in cases {
+            let refs: Vec<&Policy> = pols.iter().collect();
+            let eff = apply_policies(&refs).unwrap();
+            assert_eq!(eff.quota, want, "{pols:?}");
+            assert_eq!(eff.limits_for("x").unwrap().quota, want, "{pols:?}");
+        }
+    }
+
+    #[test]
+    fn policies_most_permissive_rate_wins() {
+        let r = |id: &str, rate: f64, per: f64| Policy {
+            rate,
+            per,
+            ..policy(id, &["x"])
+        };
+        let cases: Vec<(Vec<Policy>, Rate)> = vec![
+            // 10/s beats 100/min.
+            (
+                vec![r("a", 100.0, 60.0), r("b", 10.0, 1.0)],
+                Some((10.0, 1.0)),
+            ),
+            (
+                vec![r("a", 10.0, 1.0), r("b", 100.0, 60.0)],
+                Some((10.0, 1.0)),
+            ),
+            // A policy without a rate limit is ignored (Tyk's emptyRateLimit).
+            (vec![r("a", 0.0, 0.0), r("b", 5.0, 1.0)], Some((5.0, 1.0))),
+            (vec![r("a", 0.0, 0.0)], None),
+            // Ties keep the first.
+            (vec![r("a", 1.0, 1.0), r("b", 60.0, 60.0)], Some((1.0, 1.0))),
+        ];
+        for (pols, want) in cases {
+            let refs: Vec<&Policy> = pols.iter().collect();
+            let eff = apply_policies(&refs).unwrap();
+            assert_eq!(eff.rate, want, "{pols:?}");
+            assert_eq!(eff.limits_for("x").unwrap().rate, want, "{pols:?}");
+        }
+    }
+
+    #[test]
+    fn policies_per_api_limits_come_from_the_granting_policies() {
+        let p1 = Policy {
+            rate: 10.0,
+            per: 1.0,
+            quota_max: 100,
+            quota_renewal_rate: 60,
+            ..policy("p1", &["api1"])
+        };
+        let p2 = Policy {
+            rate: 500.0,
+            per: 1.0,
+            quota_max: -1,
+            ..policy("p2", &["api2"])
+        };
+        let eff = apply_policies(&[&p1, &p2]).unwrap();
+        let l1 = eff.limits_for("api1").unwrap();
+        let l2 = eff.limits_for("api2").unwrap();
+        assert_eq!((l1.rate, l1.quota), (Some((10.0, 1.0)), Some((100, 60))));
+        assert_eq!((l2.rate, l2.quota), (Some((500.0, 1.0)), None));
+        // Different policies grant different APIs: separate counters per policy.
+        assert_eq!((l1.scope_key.as_str(), l2.scope_key.as_str()), ("p1", "p2"));
+        // Session-level values are the most permissive over everything.
+        assert_eq!((eff.rate, eff.quota), (Some((500.0, 1.0)), None));
+        assert!(eff.limits_for("api3").is_none());
+    }
+
+    #[test]
+    fn policies_share_counters_when_one_policy_sets_every_api() {
+        // p2 is the last policy granting both APIs: one setter, shared counters (scope "").
+        let p1 = policy("p1", &["api1"]);
+        let p2 = policy("p2", &["api1", "api2"]);
+        let eff = apply_policies(&[&p1, &p2]).unwrap();
+        assert!(
+            eff.access_rights
+                .values()
+                .all(|a| a.limits.scope_key.is_empty())
+        );
+        // A single policy never scopes its counters.
+        let eff = apply_policies(&[&policy("p", &["api1", "api2"])]).unwrap();
+        assert!(
+            eff.access_rights
+                .values()
+                .all(|a| a.limits.scope_key.is_empty())
+        );
+    }
+
+    #[test]
+    fn policies_tags_metadata_inactive_and_expiry() {
+        let mut a = Policy {
+            tags: ids(&["t1", "t2"]),
+            key_expires_in: 60,
+            ..policy("a", &["x"])
+        };
+        a.meta_data.insert("k".into(), json!("from-a"));
+        a.meta_data.insert("only-a".into(), json!(1));
+        let mut b = Policy {
+            tags: ids(&["t2", "t3"]),
+            key_expires_in: 3600,
+            ..policy("b", &["x"])
+        };
+        b.meta_data.insert("k".into(), json!("from-b"));
+        let eff = apply_policies(&[&a, &b]).unwrap();
+        assert_eq!(eff.tags, ids(&["t1", "t2", "t3"]));
+        assert_eq!(eff.meta_data["k"], json!("from-b"));
+        assert_eq!(eff.meta_data["only-a"], json!(1));
+        assert!(!eff.inactive);
+        assert_eq!(eff.key_expires_in, 3600, "the largest lifetime");
+
+        let never = policy("never", &["x"]);
+        let eff = apply_policies(&[&a, &never, &b]).unwrap();
+        assert_eq!(eff.key_expires_in, 0, "never expiring wins");
+
+        for inactive in [
+            Policy {
+                is_inactive: true,
+                ..policy("i", &["x"])
+            },
+            Policy {
+                active: false,
+                ..policy("i", &["x"])
+            },
+        ] {
+            let eff = apply_policies(&[&a, &inactive]).unwrap();
+            assert!(
+                eff.inactive,
+                "any inactive policy makes the session inactive"
+            );
+        }
+    }
+
+    #[test]
+    fn policies_without_access_rights_or_duplicates() {
+        assert_eq!(
+            apply_policies(&[]).unwrap_err(),
+            AuthzError::NoMatchingPolicyFound
+        );
+        let master = policy("m", &[]);
+        assert_eq!(
+            apply_policies(&[&master]).unwrap_err(),
+            AuthzError::NoValidPolicies
+        );
+        let a = policy("a", &["x"]);
+        let eff = apply_policies(&[&a, &master, &a]).unwrap();
+        assert_eq!(eff.policy_ids, ids(&["a", "m"]));
+        assert_eq!(policy_set_key(&eff.policy_ids), "a,m");
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // authorize
+
+    fn session_at(expires_at: Option<i64>) -> SessionState {
+        SessionState {
+            identity: "u".into(),
+            policy_ids: ids(&["p"]),
+            expires_at,
+            oauth_client_id: None,
+            created_at: T0,
+            updated_at: T0,
+        }
+    }
+
+    #[test]
+    fn authorize_checks_in_tyk_order() {
+        let mut p = policy("p", &["api"]);
+        p.access_rights.get_mut("api").unwrap().versions = ids(&["v1"]);
+        p.access_rights.get_mut("api").unwrap().allowed_urls = vec![AccessSpec {
+            url: "^/items".into(),
+            methods: ids(&["GET"]),
+        }];
+        let live = session_at(Some(T0 + 10));
+        let expired = session_at(Some(T0));
+        let eff = apply_policies(&[&p]).unwrap();
+        let inactive = apply_policies(&[&Policy {
+            is_inactive: true,
+            ..p.clone()
+        }])
+        .unwrap();
+        let check = |eff: &EffectivePolicy,
+                     s: &SessionState,
+                     api: &str,
+                     v: Option<&str>,
+                     path: &str,
+                     m: &str| { authorize(eff, s, T0, api, v, path, m) };
+        // Inactive comes first (Tyk's KeyExpired middleware checks is_inactive before expiry).
+        assert_eq!(
+            check(&inactive, &expired, "other", None, "/x", "PUT"),
+            Err(AuthzError::KeyInactive)
+        );
+        assert_eq!(
+            check(&eff, &expired, "other", None, "/x", "PUT"),
+            Err(AuthzError::KeyExpired)
+        );
+        assert_eq!(
+            check(&eff, &live, "other", None, "/x", "PUT"),
+            Err(AuthzError::ApiDisallowed)
+        );
+        assert_eq!(
+            check(&eff, &live, "api", Some("v2"), "/x", "PUT"),
+            Err(AuthzError::ApiDisallowed)
+        );
+        assert_eq!(
+            check(&eff, &live, "api", Some("v1"), "/x", "PUT"),
+            Err(AuthzError::ResourceDisallowed)
+        );
+        assert_eq!(
+            check(&eff, &live, "api", Some("v1"), "/items", "PUT"),
+            Err(AuthzError::ResourceDisallowed)
+        );
+        assert_eq!(
+            check(&eff, &live, "api", Some("v1"), "/items/1", "GET"),
+            Ok(())
+        );
+        // Not versioned: no version check.
+        assert_eq!(check(&eff, &live, "api", None, "/items", "GET"), Ok(()));
+        assert_eq!(
+            check(&eff, &session_at(None), "api", None, "/items", "GET"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn authorize_empty_versions_allow_every_version() {
+        let eff = apply_policies(&[&policy("p", &["api"])]).unwrap();
+        let s = session_at(None);
+        assert_eq!(
+            authorize(&eff, &s, T0, "api", Some("v9"), "/", "GET"),
+            Ok(())
+        );
+        assert_eq!(authorize(&eff, &s, T0, "api", Some(""), "/", "GET"), Ok(()));
+    }
+
+    #[test]
+    fn authorize_allowed_urls_table() {
+        let spec = |url: &str, methods: &[&str]| AccessSpec {
+            url: url.into(),
+            methods: ids(methods),
+        };
+        let mut p = policy("p", &["api"]);
+        p.access_rights.get_mut("api").unwrap().allowed_urls = vec![
+            spec("^/items$", &["GET"]),
+            spec("/users/{id}/orders", &["GET", "POST"]),
+            spec("^/files/*", &["GET"]),
+            spec("/admin", &[]),
+            spec("(", &["GET"]),
+            spec("health", &["GET"]),
+        ];
+        let eff = apply_policies(&[&p]).unwrap();
+        let s = session_at(None);
+        let cases: Vec<(&str, &str, bool)> = vec![
+            ("/items", "GET", true),
+            ("/items", "POST", false),
+            ("/items/1", "GET", false),
+            ("/users/42/orders", "POST", true),
+            ("/users/42/orders/7", "GET", true),
+            ("/users/42/x/orders", "GET", false),
+            ("/files/a/b.txt", "GET", true),
+            ("/files", "GET", false),
+            ("/admin", "GET", false),
+            ("/admin", "DELETE", false),
+            ("/v1/health", "GET", true),
+            ("/v1/health", "get", false),
+            ("/other", "GET", false),
+        ];
+        for (path, method, allowed) in cases {
+            let got = authorize(&eff, &s, T0, "api", None, path, method);
+            let want = if allowed {
+                Ok(())
+            } else {
+                Err(AuthzError::ResourceDisallowed)
+            };
+            assert_eq!(got, want, "{method} {path}");
+        }
+        let urls = &eff.access_rights["api"].allowed_urls;
+        assert!(urls.iter().filter(|u| !u.is_valid()).all(|u| u.url == "("));
+    }
+
+    #[test]
+    fn allowed_url_patterns_are_prepared_like_tyk() {
+        let cases: Vec<(&str, &str)> = vec![
+            ("/users/{id}", "/users/([^/]+)"),
+            ("/a/{x}/b/{y}", "/a/([^/]+)/b/([^/]+)"),
+            ("/a/{}/b", "/a/{}/b"),
+            ("/a/{x", "/a/{x"),
+            ("/items/*", "/items/.*"),
+            ("/items/*/detail", "/items/[^/]+/detail"),
+            ("^/items$", "^/items$"),
+            // Tyk rewrites a balanced quantifier too.
+            ("/n/[0-9]{3}", "/n/[0-9]([^/]+)"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(prepare_path_pattern(input), want, "{input}");
+        }
+        assert!(compile_allowed_url("/users/{id}").is_ok());
+        assert!(compile_allowed_url("(").is_err());
+    }
+}
