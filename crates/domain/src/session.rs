@@ -2081,5 +2081,8 @@ mod tests {
         }
         assert!(compile_allowed_url("/users/{id}").is_ok());
         assert!(compile_allowed_url("(").is_err());
+        // A plain regex compile rejects Tyk's mux-style patterns, so validation should use
+        // compile_allowed_url.
+        assert!(Regex::new("/users/{id}").is_err());
     }
 }
