@@ -2083,6 +2083,7 @@ mod tests {
         assert!(compile_allowed_url("(").is_err());
         // A plain regex compile rejects Tyk's mux-style patterns, so validation should use
         // compile_allowed_url.
-        assert!(Regex::new("/users/{id}").is_err());
+        let mux_pattern = String::from("/users/{id}");
+        assert!(Regex::new(&mux_pattern).is_err());
     }
 }
