@@ -208,7 +208,7 @@ pub fn validate_policy(
         }
         ad.api_id.clone_from(api_id);
         for (i, spec) in ad.allowed_urls.iter().enumerate() {
-            if let Err(e) = regex::Regex::new(&spec.url) {
+            if let Err(e) = crate::session::compile_allowed_url(&spec.url) {
                 return Err(ValidationError::new(
                     format!("access_rights.{api_id}.allowed_urls.{i}.url"),
                     format!("'{}' is not a valid regular expression: {e}", spec.url),
