@@ -21,6 +21,46 @@
 //! also have synchronous twins (`check_now`, `consume_now`, `peek_now`) that skip the boxed
 //! future of an `async_trait` call, for a caller that holds the concrete type.
 //!
+//! # Example
+//! ```
+//! use std::sync::Arc;
+//! use gatehouse_ratelimit::{
+//!     HeaderSource, Limit, LocalQuotaCounter, LocalRateLimiter, LocalSessionLimiter,
+//!     MemoryQuotaPersistence, QuotaConfig, QuotaCounter, QuotaLimit, RateLimiter,
+//!     RateLimiterConfig, SessionLimiter, Verdict,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), gatehouse_ratelimit::LimitError> {
+//! // Start-up: one rate limiter (sessions and global limits share it), one quota counter.
+//! let rate = Arc::new(LocalRateLimiter::new(RateLimiterConfig::default()));
+//! let quota =
+//!     LocalQuotaCounter::load(Arc::new(MemoryQuotaPersistence::new()), QuotaConfig::default())
+//!         .await?;
+//! let global: Arc<dyn RateLimiter> = rate.clone();
+//! let sessions: Arc<dyn SessionLimiter> =
+//!     Arc::new(LocalSessionLimiter::new(rate, quota.clone()));
+//!
+//! // Per request: the API's global limit, then the session's rate limit and quota.
+//! if let Some(l) = Limit::from_tyk(1000.0, 1.0) {
+//!     assert!(global.check("rate-limit-api-7", l).await?.allowed);
+//! }
+//! let d = sessions
+//!     .check(
+//!         Limit::from_tyk(100.0, 60.0).map(|l| ("rate-limit-gold-5f2b", l)),
+//!         QuotaLimit::from_tyk(1000, 3600).map(|q| ("quota-gold-5f2b", q)),
+//!     )
+//!     .await?;
+//! assert_eq!(d.verdict, Verdict::Allowed); // else 429 or 403, with d.retry_after()
+//! let h = d.header_decision(HeaderSource::Quota).unwrap();
+//! assert_eq!((h.limit, h.remaining, h.reset_secs()), (1000, 999, 3600));
+//!
+//! // Graceful shutdown.
+//! quota.flush().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Rate limits: sliding log
 //! The guarantee is Tyk's Redis rolling limiter's: **at most `rate` requests are admitted in any
 //! window of `per`**, however many callers race. Each key keeps the times of its admitted requests
@@ -277,7 +317,10 @@ impl Decision {
 pub enum LimitError {
     /// A new key would exceed the limiter's `max_keys`; existing keys keep working.
     #[error("limiter is tracking its maximum of {max_keys} keys; new key refused")]
-    CapacityExceeded { max_keys: usize },
+    CapacityExceeded {
+        /// The configured maximum.
+        max_keys: usize,
+    },
     /// The quota store failed to load or save.
     #[error("quota persistence failed: {0}")]
     Persistence(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -238,7 +238,8 @@ impl LocalQuotaCounter {
         let records = persistence.load().await?;
         let map = ShardedMap::new(cfg.shards, cfg.max_keys);
         let now_secs = clock.unix().as_secs();
-        let now_mono = duration_to_ns(clock.monotonic());
+        // The shard's full-sweep back-off only needs a rough clock: unix time saves a read.
+        let now_ns = duration_to_ns(clock.unix());
         let mut skipped = 0usize;
         for r in records {
             if r.is_expired(now_secs) {
@@ -249,7 +250,7 @@ impl LocalQuotaCounter {
             let inserted = shard.get_or_insert_with(
                 hash,
                 &r.key,
-                now_mono,
+                now_ns,
                 map.max_keys(),
                 |st: &QuotaState| st.is_idle(now_secs),
                 || QuotaState::EMPTY,
@@ -337,13 +338,14 @@ impl LocalQuotaCounter {
         f: impl FnOnce(&mut QuotaState) -> (R, bool),
     ) -> Result<R, LimitError> {
         let now_secs = now.as_secs();
-        let now_mono = duration_to_ns(self.clock.monotonic());
+        // The shard's full-sweep back-off only needs a rough clock: reuse the unix reading.
+        let now_ns = duration_to_ns(now);
         let hash = self.map.hash(key);
         let mut shard = self.map.lock(hash);
         let slot = shard.get_or_insert_with(
             hash,
             key,
-            now_mono,
+            now_ns,
             self.map.max_keys(),
             |st: &QuotaState| st.is_idle(now_secs),
             || QuotaState::EMPTY,

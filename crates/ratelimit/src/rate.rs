@@ -123,6 +123,12 @@ impl LocalRateLimiter {
     }
 }
 
+impl Default for LocalRateLimiter {
+    fn default() -> Self {
+        Self::new(RateLimiterConfig::default())
+    }
+}
+
 #[async_trait]
 impl RateLimiter for LocalRateLimiter {
     async fn check(&self, key: &str, limit: Limit) -> Result<Decision, LimitError> {

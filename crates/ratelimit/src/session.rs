@@ -36,8 +36,11 @@ pub enum HeaderSource {
 /// `QuotaExceeded` the rate part describes the state without this request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionDecision {
+    /// Admitted, or which limit refused.
     pub verdict: Verdict,
+    /// The rate-limit part, when a rate limit was given.
     pub rate: Option<Decision>,
+    /// The quota part, when a quota was given.
     pub quota: Option<Decision>,
 }
 

@@ -23,7 +23,7 @@ use crate::LimitError;
 
 /// A shard never sweeps below this many entries.
 const MIN_SWEEP_MARK: usize = 64;
-/// A full shard retries a full sweep at most this often (monotonic nanoseconds).
+/// A full shard retries a full sweep at most this often (nanoseconds of the caller's clock).
 const FULL_SWEEP_BACKOFF_NS: u64 = 1_000_000_000;
 
 /// One map entry.
@@ -39,7 +39,7 @@ pub(crate) struct Shard<V> {
     pub(crate) dirty: Vec<(u64, Arc<str>)>,
     sweep_mark: usize,
     cap: usize,
-    /// Monotonic time of the last sweep that left the shard full.
+    /// Time (caller's clock, ns) of the last sweep that left the shard full.
     last_full_sweep: Option<u64>,
 }
 
@@ -139,14 +139,14 @@ impl<V> Shard<V> {
         &mut self,
         hash: u64,
         key: &str,
-        now_mono_ns: u64,
+        now_ns: u64,
         max_keys: usize,
         idle: impl Fn(&V) -> bool,
         make: impl FnOnce() -> V,
     ) -> Result<&mut Slot<V>, LimitError> {
         // Only a shard at its sweep mark needs the extra probe; the usual hit probes once.
         if self.table.len() >= self.sweep_mark && self.table.find(hash, eq(hash, key)).is_none() {
-            self.make_room(now_mono_ns, max_keys, idle)?;
+            self.make_room(now_ns, max_keys, idle)?;
         }
         Ok(match self.table.entry(hash, eq(hash, key), rehash) {
             Entry::Occupied(o) => o.into_mut(),
@@ -162,20 +162,20 @@ impl<V> Shard<V> {
 
     fn make_room(
         &mut self,
-        now_mono_ns: u64,
+        now_ns: u64,
         max_keys: usize,
         idle: impl Fn(&V) -> bool,
     ) -> Result<(), LimitError> {
         let full = self.table.len() >= self.cap;
         let recently_swept = self
             .last_full_sweep
-            .is_some_and(|t| now_mono_ns.saturating_sub(t) < FULL_SWEEP_BACKOFF_NS);
+            .is_some_and(|t| now_ns >= t && now_ns - t < FULL_SWEEP_BACKOFF_NS);
         if full && recently_swept {
             return Err(LimitError::CapacityExceeded { max_keys });
         }
         self.sweep(idle);
         if self.table.len() >= self.cap {
-            self.last_full_sweep = Some(now_mono_ns);
+            self.last_full_sweep = Some(now_ns);
             return Err(LimitError::CapacityExceeded { max_keys });
         }
         Ok(())
