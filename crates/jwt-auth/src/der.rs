@@ -133,9 +133,8 @@ fn spki(der: &[u8]) -> Result<PublicKey, String> {
     }
     let (alg_id, rest) = expect(seq, TAG_SEQUENCE)?;
     let (bits, _) = expect(rest, TAG_BIT_STRING)?;
-    let key = match bits.split_first() {
-        Some((0, key)) => key,
-        _ => return Err("public key BIT STRING has unused bits".to_owned()),
+    let Some((0, key)) = bits.split_first() else {
+        return Err("public key BIT STRING has unused bits".to_owned());
     };
     let (oid, params) = expect(alg_id, TAG_OID)?;
     match oid {

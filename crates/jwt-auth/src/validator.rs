@@ -281,13 +281,17 @@ impl JwtValidator {
                 ),
             });
         }
-        if let Some(answer) = self.from_cache(token, now) {
+        if let Some(answer) = self.answer_from_cache(token, now) {
             return answer;
         }
         self.verify_fresh(token, now).await
     }
 
-    fn from_cache(&self, token: &str, now: i64) -> Option<Result<Arc<VerifiedToken>, JwtError>> {
+    fn answer_from_cache(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Option<Result<Arc<VerifiedToken>, JwtError>> {
         let Some(hit) = self.token_cache.get(&self.fingerprint, token) else {
             self.token_cache.note_miss(false);
             return None;
