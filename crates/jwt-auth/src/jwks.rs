@@ -211,6 +211,12 @@ pub(crate) enum Trigger {
 
 const NO_CONFIGURED_TTL: u64 = u64::MAX;
 
+/// `i + d`, saturating far in the future instead of panicking on absurd durations.
+fn later(i: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    i.checked_add(d).or_else(|| i.checked_add(FAR)).unwrap_or(i)
+}
+
 /// One JWKS URL.
 pub(crate) struct UrlEntry {
     pub(crate) url: Arc<str>,
@@ -292,7 +298,7 @@ impl UrlEntry {
         let keys = st.keys.as_ref()?;
         let at = st.fetched_at?;
         let (ttl, _) = self.ttl(st, cfg);
-        (now < at + ttl + cfg.stale_limit).then_some(keys)
+        (now < later(later(at, ttl), cfg.stale_limit)).then_some(keys)
     }
 
     /// Whether a token verified at key-set `generation` may still be served from the token cache.
@@ -320,7 +326,7 @@ impl UrlEntry {
     /// Seconds until an on-demand fetch will be allowed again (at least 1).
     pub(crate) fn retry_after_secs(&self, st: &KeyState, cfg: &JwksCacheConfig) -> u64 {
         let remaining = st.last_on_demand.map_or(Duration::ZERO, |t| {
-            (t + cfg.min_refetch_interval).saturating_duration_since(Instant::now())
+            later(t, cfg.min_refetch_interval).saturating_duration_since(Instant::now())
         });
         (remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0)).max(1)
     }
@@ -337,11 +343,11 @@ impl UrlEntry {
         let retry = st
             .last_attempt
             .filter(|_| st.consecutive_failures > 0)
-            .map(|t| t + Self::backoff(cfg, st.consecutive_failures));
+            .map(|t| later(t, Self::backoff(cfg, st.consecutive_failures)));
         match (&st.keys, st.fetched_at) {
             (Some(_), Some(at)) => {
                 let (ttl, _) = self.ttl(st, cfg);
-                let refresh = at + ttl * 9 / 10;
+                let refresh = later(at, ttl - ttl / 10);
                 retry.map_or(refresh, |r| r.max(refresh))
             }
             _ => retry.unwrap_or_else(Instant::now),
@@ -463,7 +469,7 @@ impl UrlEntry {
             age: st.fetched_at.map(|t| now.saturating_duration_since(t)),
             ttl,
             ttl_source,
-            stale: st.fetched_at.is_none_or(|t| now >= t + ttl),
+            stale: st.fetched_at.is_none_or(|t| now >= later(t, ttl)),
             usable: self.usable(&st, cfg, now).is_some(),
             consecutive_failures: st.consecutive_failures,
             last_error: st.last_error.as_ref().map(|e| e.message.clone()),
@@ -518,6 +524,9 @@ impl Drop for Registration {
 /// The JWKS cache shared by every API (see the crate docs for the rules it follows).
 pub struct JwksCache {
     shared: Arc<Shared>,
+    /// The runtime `new` ran in, if any: refreshers are spawned there when `register` is called
+    /// from outside a runtime.
+    runtime: Option<tokio::runtime::Handle>,
     entries: Mutex<HashMap<String, Arc<UrlEntry>>>,
     next_registration: AtomicU64,
     flush_epoch: AtomicU64,
@@ -534,7 +543,8 @@ impl std::fmt::Debug for JwksCache {
 
 impl JwksCache {
     /// A cache with its own HTTP client (reqwest, rustls on aws-lc-rs, `fetch_timeout` on every
-    /// request, at most 3 redirects).
+    /// request, at most 3 redirects). When called within a Tokio runtime, that runtime also runs
+    /// the refreshers of validators later built outside any runtime.
     pub fn new(cfg: JwksCacheConfig) -> Result<Arc<Self>, JwtConfigError> {
         let client = reqwest::Client::builder()
             .timeout(cfg.fetch_timeout)
@@ -550,6 +560,7 @@ impl JwksCache {
                 client,
                 totals: Counters::default(),
             }),
+            runtime: tokio::runtime::Handle::try_current().ok(),
             entries: Mutex::new(HashMap::new()),
             next_registration: AtomicU64::new(1),
             flush_epoch: AtomicU64::new(0),
@@ -571,14 +582,16 @@ impl JwksCache {
     }
 
     /// Registers a URL for a validator. A new URL gets an entry and a refresher task, whose first
-    /// act is the prefetch. Needs a Tokio runtime.
+    /// act is the prefetch. Needs a Tokio runtime: the current one, else the one `new` ran in.
     pub(crate) fn register(
         self: &Arc<Self>,
         url: &str,
         cache_timeout: Option<Duration>,
     ) -> Result<Registration, JwtConfigError> {
-        let runtime =
-            tokio::runtime::Handle::try_current().map_err(|_| JwtConfigError::NoRuntime)?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .ok()
+            .or_else(|| self.runtime.clone())
+            .ok_or(JwtConfigError::NoRuntime)?;
         let id = self.next_registration.fetch_add(1, Relaxed);
         let mut map = self.entries.lock();
         let entry = match map.get(url) {
@@ -881,6 +894,27 @@ mod tests {
             e.next_due(&fresh, &cfg) <= Instant::now(),
             "prefetch at once"
         );
+    }
+
+    #[test]
+    fn absurd_durations_saturate_instead_of_panicking() {
+        let cfg = JwksCacheConfig {
+            default_ttl: Duration::MAX,
+            stale_limit: Duration::MAX,
+            min_refetch_interval: Duration::MAX,
+            max_retry_backoff: Duration::MAX,
+            ..JwksCacheConfig::default()
+        };
+        let e = UrlEntry::new("http://x/jwks");
+        let mut st = state_with(true, None);
+        assert!(e.usable(&st, &cfg, Instant::now()).is_some());
+        assert!(e.next_due(&st, &cfg) > Instant::now());
+        st.consecutive_failures = 40;
+        st.last_attempt = Some(Instant::now());
+        st.last_on_demand = Some(Instant::now());
+        let _ = e.next_due(&st, &cfg);
+        assert!(e.retry_after_secs(&st, &cfg) > 1);
+        let _ = e.stats(&cfg); // no panic on the entry's own (empty) state either
     }
 
     #[test]

@@ -141,8 +141,8 @@ struct Snap {
 
 impl JwtValidator {
     /// Builds the validator of a JWT API and registers its JWKS URLs with `cache`, which starts
-    /// fetching them at once (prefetch). Must be called within a Tokio runtime when the API has
-    /// JWKS URLs. Build the new validator of a reloaded API before dropping the old one, so the
+    /// fetching them at once (prefetch). With JWKS URLs it needs a Tokio runtime: the current one,
+    /// or the one [`JwksCache::new`] was called in. Build the new validator of a reloaded API before dropping the old one, so the
     /// URL stays registered and its keys stay warm.
     pub fn from_api(
         def: &ApiDefinition,
@@ -293,14 +293,14 @@ impl JwtValidator {
         now: i64,
     ) -> Option<Result<Arc<VerifiedToken>, JwtError>> {
         let Some(hit) = self.token_cache.get(&self.fingerprint, token) else {
-            self.token_cache.note_miss(false);
+            self.token_cache.note_miss(token, false);
             return None;
         };
         if !self.still_current(&hit) {
-            self.token_cache.note_miss(true);
+            self.token_cache.note_miss(token, true);
             return None;
         }
-        self.token_cache.note_hit();
+        self.token_cache.note_hit(token);
         let times = TimeClaims {
             exp: hit.token.exp,
             iat: hit.token.iat,

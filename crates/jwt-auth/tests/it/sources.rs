@@ -146,6 +146,28 @@ fn registering_a_jwks_url_needs_a_runtime() {
 }
 
 #[tokio::test]
+async fn validators_can_be_built_outside_the_runtime_of_the_cache() {
+    let idp = Idp::start().await;
+    idp.serve("/jwks", &[(K::Rsa(0), "k1")]);
+    let url = idp.url("/jwks");
+    // The cache is created within the runtime; the validator on a plain thread.
+    let cache = JwksCache::new(cfg()).unwrap();
+    let c = std::sync::Arc::clone(&cache);
+    let def = api("rsa", &url);
+    let v =
+        std::thread::spawn(move || JwtValidator::from_api(&def, c, VerifiedTokenCache::new(10)))
+            .join()
+            .unwrap()
+            .unwrap();
+    wait_until("prefetched on the cache's runtime", || {
+        idp.hits("/jwks") == 1
+    })
+    .await;
+    let t = token("RS256", Some("k1"), K::Rsa(0), &claims());
+    assert!(v.validate(&t).await.is_ok());
+}
+
+#[tokio::test]
 async fn configuration_errors_name_the_field() {
     let url = "http://127.0.0.1:9/jwks";
     let mut not_jwt = api("rsa", url);
