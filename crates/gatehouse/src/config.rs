@@ -33,6 +33,15 @@ pub struct RawConfig {
     /// Milliseconds between checks of the configuration version (safety net for changes made by
     /// another process).
     pub config_poll_interval_ms: Option<u64>,
+    /// Seconds a JWKS is cached when neither the API nor the IdP says otherwise (Tyk's
+    /// `jwks.cache.timeout`).
+    pub jwks_cache_ttl: Option<u64>,
+    /// At most one refetch of a JWKS per URL per this many seconds (unknown `kid`).
+    pub jwks_min_refetch_interval: Option<u64>,
+    /// Seconds past its lifetime a JWKS is still used while the IdP cannot be reached.
+    pub jwks_stale_limit: Option<u64>,
+    /// Accept any TLS certificate from JWKS endpoints (lab IdPs only).
+    pub jwt_ssl_insecure_skip_verify: Option<bool>,
     /// `text` or `json`.
     pub log_format: Option<String>,
     /// A tracing filter such as `info` or `gatehouse=debug,info`.
@@ -59,6 +68,10 @@ impl RawConfig {
             upstream_response_timeout,
             client_header_timeout,
             config_poll_interval_ms,
+            jwks_cache_ttl,
+            jwks_min_refetch_interval,
+            jwks_stale_limit,
+            jwt_ssl_insecure_skip_verify,
             log_format,
             log_level
         )
@@ -99,6 +112,10 @@ impl RawConfig {
             upstream_response_timeout: parse(&get, "GATEHOUSE_UPSTREAM_RESPONSE_TIMEOUT")?,
             client_header_timeout: parse(&get, "GATEHOUSE_CLIENT_HEADER_TIMEOUT")?,
             config_poll_interval_ms: parse(&get, "GATEHOUSE_CONFIG_POLL_INTERVAL_MS")?,
+            jwks_cache_ttl: parse(&get, "GATEHOUSE_JWKS_CACHE_TTL")?,
+            jwks_min_refetch_interval: parse(&get, "GATEHOUSE_JWKS_MIN_REFETCH_INTERVAL")?,
+            jwks_stale_limit: parse(&get, "GATEHOUSE_JWKS_STALE_LIMIT")?,
+            jwt_ssl_insecure_skip_verify: parse(&get, "GATEHOUSE_JWT_SSL_INSECURE_SKIP_VERIFY")?,
             log_format: parse(&get, "GATEHOUSE_LOG_FORMAT")?,
             log_level: parse(&get, "GATEHOUSE_LOG_LEVEL")?,
         })
@@ -129,6 +146,8 @@ pub struct Config {
     pub gateway: gatehouse_gateway::GatewayConfig,
     /// Configuration poll interval.
     pub config_poll_interval: Duration,
+    /// JWKS cache settings.
+    pub jwks: gatehouse_jwt::JwksCacheConfig,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -169,7 +188,25 @@ impl Config {
             client_header_timeout: secs(raw.client_header_timeout, 30, "client_header_timeout")?,
             ..Default::default()
         };
+        let mut jwks = gatehouse_jwt::JwksCacheConfig::default();
+        jwks.default_ttl = secs(
+            raw.jwks_cache_ttl,
+            jwks.default_ttl.as_secs(),
+            "jwks_cache_ttl",
+        )?;
+        jwks.min_refetch_interval = secs(
+            raw.jwks_min_refetch_interval,
+            jwks.min_refetch_interval.as_secs(),
+            "jwks_min_refetch_interval",
+        )?;
+        jwks.stale_limit = secs(
+            raw.jwks_stale_limit,
+            jwks.stale_limit.as_secs(),
+            "jwks_stale_limit",
+        )?;
+        jwks.insecure_skip_verify = raw.jwt_ssl_insecure_skip_verify.unwrap_or(false);
         Ok(Config {
+            jwks,
             data_dir: raw
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("gatehouse-data")),

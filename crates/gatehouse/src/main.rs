@@ -92,6 +92,22 @@ struct CommonArgs {
     /// [env: GATEHOUSE_CONFIG_POLL_INTERVAL_MS]
     #[arg(long, value_name = "MS")]
     config_poll_interval_ms: Option<u64>,
+    /// Seconds a JWKS is cached unless the API or the IdP says otherwise. [default: 240]
+    /// [env: GATEHOUSE_JWKS_CACHE_TTL]
+    #[arg(long, value_name = "SECS")]
+    jwks_cache_ttl: Option<u64>,
+    /// At most one JWKS refetch per URL per this many seconds (on an unknown kid). [default: 10]
+    /// [env: GATEHOUSE_JWKS_MIN_REFETCH_INTERVAL]
+    #[arg(long, value_name = "SECS")]
+    jwks_min_refetch_interval: Option<u64>,
+    /// Seconds past its lifetime a JWKS stays in use while the IdP is unreachable.
+    /// [default: 86400] [env: GATEHOUSE_JWKS_STALE_LIMIT]
+    #[arg(long, value_name = "SECS")]
+    jwks_stale_limit: Option<u64>,
+    /// Accept any TLS certificate from JWKS endpoints (lab IdPs only).
+    /// [env: GATEHOUSE_JWT_SSL_INSECURE_SKIP_VERIFY]
+    #[arg(long)]
+    jwt_ssl_insecure_skip_verify: bool,
     /// Log format: text or json. [default: text] [env: GATEHOUSE_LOG_FORMAT]
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
@@ -111,6 +127,10 @@ impl CommonArgs {
             upstream_response_timeout: self.upstream_response_timeout,
             client_header_timeout: self.client_header_timeout,
             config_poll_interval_ms: self.config_poll_interval_ms,
+            jwks_cache_ttl: self.jwks_cache_ttl,
+            jwks_min_refetch_interval: self.jwks_min_refetch_interval,
+            jwks_stale_limit: self.jwks_stale_limit,
+            jwt_ssl_insecure_skip_verify: self.jwt_ssl_insecure_skip_verify.then_some(true),
             log_format: self.log_format.clone(),
             log_level: self.log_level.clone(),
         };

@@ -9,9 +9,13 @@ use arc_swap::ArcSwap;
 use rand::RngCore;
 use tokio::net::TcpListener;
 
-use gatehouse_admin_api::{AdminKey, AdminState, Control, NoHooks, TykBundle, no_hook};
+use gatehouse_admin_api::{AdminHooks, AdminKey, AdminState, Control, TykBundle, no_hook};
+use gatehouse_gateway::limits::Limiters;
+use gatehouse_gateway::pipeline::NoClients;
+use gatehouse_gateway::snapshot::{ApiAuth, AuthDeps};
 use gatehouse_gateway::watch::ConfigWatcher;
-use gatehouse_gateway::{Gateway, Snapshot};
+use gatehouse_gateway::{Gateway, SharedSnapshot, Snapshot};
+use gatehouse_jwt::{JwksCache, VerifiedTokenCache};
 use gatehouse_store::{SqliteStore, Store};
 
 use crate::config::Config;
@@ -83,10 +87,15 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let store = open_store(&cfg).await?;
     let (key, shown_once) = admin_key(store.as_ref()).await?;
 
+    let deps = AuthDeps {
+        jwks: JwksCache::new(cfg.jwks.clone()).context("cannot set up the JWKS cache")?,
+        tokens: VerifiedTokenCache::with_default_capacity(),
+    };
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let watcher = ConfigWatcher::new(
         Arc::clone(&store),
         Arc::clone(&snapshot),
+        deps.clone(),
         cfg.config_poll_interval,
     );
     watcher
@@ -95,7 +104,15 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
         .context("cannot load the configuration")?;
     tokio::spawn(Arc::clone(&watcher).run());
 
-    let gateway = Gateway::new(cfg.gateway.clone(), Arc::clone(&snapshot));
+    let limiters = Limiters::local(Arc::clone(&store))
+        .await
+        .context("cannot load the quota counters")?;
+    let gateway = Gateway::new(
+        cfg.gateway.clone(),
+        Arc::clone(&snapshot),
+        limiters.clone(),
+        Arc::new(NoClients),
+    );
     let sync = Arc::clone(&watcher);
     let control = Control::new(
         Arc::clone(&store),
@@ -107,7 +124,10 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let admin = gatehouse_admin_api::router(AdminState {
         control,
         key: Arc::new(key),
-        hooks: Arc::new(NoHooks),
+        hooks: Arc::new(ProcessHooks {
+            snapshot: Arc::clone(&snapshot),
+            deps: deps.clone(),
+        }),
     });
 
     let gw_listener = bind(cfg.gateway_listen, "gateway", "gateway-listen").await?;
@@ -153,7 +173,35 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _ = gw.await;
     let _ = dash.await;
     let _ = portal.await;
+    if let Err(e) = gatehouse_ratelimit::QuotaCounter::flush(limiters.quota.as_ref()).await {
+        tracing::error!(error = %e, "could not save the quota counters");
+    }
     Ok(())
+}
+
+/// What the admin API may ask of the rest of the process.
+struct ProcessHooks {
+    snapshot: SharedSnapshot,
+    deps: AuthDeps,
+}
+
+impl AdminHooks for ProcessHooks {
+    fn flush_jwks(&self, api_id: Option<&str>) -> Option<usize> {
+        let n = match api_id {
+            None => self.deps.jwks.flush_all(),
+            Some(id) => {
+                let snap = self.snapshot.load();
+                match snap.by_id.get(id).map(|a| &a.auth) {
+                    Some(ApiAuth::Jwt { validator, .. }) => {
+                        self.deps.jwks.flush_urls(validator.jwks_urls())
+                    }
+                    _ => return None,
+                }
+            }
+        };
+        self.deps.tokens.clear();
+        Some(n)
+    }
 }
 
 /// The developer portal listener. The portal itself arrives with the DCR work; until then it

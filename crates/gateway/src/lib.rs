@@ -14,7 +14,9 @@
 //! - [`watch`]: [`watch::ConfigWatcher`], which reloads the snapshot when the store's configuration
 //!   version changes (notified in-process, and polled as a safety net).
 
+pub mod auth;
 pub mod errors;
+pub mod limits;
 pub mod pipeline;
 pub mod server;
 pub mod snapshot;

@@ -21,31 +21,67 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-use gatehouse_domain::api::AuthMode;
 use gatehouse_domain::routing::upstream_path;
+use gatehouse_ratelimit::{Decision, HeaderSource, Limit, QuotaLimit, Verdict};
 
+use crate::auth::{self, SessionStore};
 use crate::errors::{ErrorSource, GatewayBody, GatewayError};
-use crate::snapshot::ApiRuntime;
+use crate::limits::Limiters;
+use crate::snapshot::{ApiAuth, ApiRuntime};
 use crate::upstream::{self, UpstreamClient};
 use crate::{GatewayConfig, SharedSnapshot};
 
-/// The gateway: the current configuration snapshot plus the upstream client.
+/// Which OAuth clients were registered through the developer portal, and under which catalogue
+/// policies (the gateway link of Dynamic Client Registration).
+pub trait ClientDirectory: Send + Sync + 'static {
+    /// The catalogue policies of a portal-registered client; `None` when `client_id` is not one.
+    /// `Some(empty)` marks a deleted client (its tokens are refused).
+    fn client_policies(&self, client_id: &str) -> Option<Arc<[String]>>;
+}
+
+/// No portal clients.
+pub struct NoClients;
+
+impl ClientDirectory for NoClients {
+    fn client_policies(&self, _client_id: &str) -> Option<Arc<[String]>> {
+        None
+    }
+}
+
+/// The gateway: the current configuration snapshot, the upstream client, the sessions and the
+/// limiters.
 pub struct Gateway {
     snapshot: SharedSnapshot,
     client: UpstreamClient,
     cfg: GatewayConfig,
     started: Instant,
+    sessions: SessionStore,
+    limiters: Limiters,
+    clients: Arc<dyn ClientDirectory>,
 }
 
 impl Gateway {
     /// A gateway serving whatever `snapshot` holds at each request.
-    pub fn new(cfg: GatewayConfig, snapshot: SharedSnapshot) -> Arc<Self> {
+    pub fn new(
+        cfg: GatewayConfig,
+        snapshot: SharedSnapshot,
+        limiters: Limiters,
+        clients: Arc<dyn ClientDirectory>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             client: upstream::build_client(&cfg),
             snapshot,
             cfg,
             started: Instant::now(),
+            sessions: SessionStore::new(1_000_000),
+            limiters,
+            clients,
         })
+    }
+
+    /// The limiters (the process flushes quota counters on shutdown).
+    pub fn limiters(&self) -> &Limiters {
+        &self.limiters
     }
 
     /// The shared snapshot (the watcher swaps it).
@@ -73,7 +109,7 @@ impl Gateway {
 
     async fn handle_inner(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         remote: SocketAddr,
         tls: bool,
     ) -> Result<Response<GatewayBody>, GatewayError> {
@@ -88,8 +124,136 @@ impl Gateway {
                 .ok_or_else(GatewayError::not_found)?;
             (Arc::clone(m.value), m.prefix.len())
         };
-        authenticate(&api, &req)?;
-        self.forward(req, &api, prefix_len, remote, tls).await
+        let def = &api.def;
+
+        // The API-wide limit comes first: it protects the upstream and the token checks alike.
+        if let Some(limit) = Limit::from_tyk(def.global_rate_limit.rate, def.global_rate_limit.per)
+        {
+            let key = format!("rate-limit-api-{}", def.api_id);
+            match self.limiters.global.check_now(&key, limit) {
+                Ok(d) if !d.allowed => {
+                    return Err(too_many("API Rate Limit Exceeded", d.retry_after_secs()));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "API rate limit unavailable; admitting"),
+            }
+        }
+
+        let mut limit_headers: Option<Decision> = None;
+        match &api.auth {
+            ApiAuth::Keyless => {}
+            ApiAuth::Unsupported => {
+                return Err(GatewayError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "this API uses an authentication method Gatehouse does not support",
+                    ErrorSource::Downstream,
+                ));
+            }
+            ApiAuth::Misconfigured(why) => {
+                tracing::error!(api_id = %def.api_id, problem = %why, "API authentication misconfigured");
+                return Err(GatewayError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "this API's authentication is misconfigured; the gateway log says why",
+                    ErrorSource::Internal,
+                ));
+            }
+            ApiAuth::Jwt {
+                validator,
+                location,
+            } => {
+                let token = location
+                    .extract(req.headers(), req.uri())
+                    .ok_or_else(auth::missing_token)?
+                    .into_owned();
+                let path = req.uri().path();
+                let rel_path = match &path[prefix_len.min(path.len())..] {
+                    "" => "/",
+                    p => p,
+                };
+                let version = auth::request_version(def, req.headers(), req.uri(), rel_path);
+                let ctx = auth::authenticate_jwt(
+                    validator,
+                    def,
+                    &token,
+                    &snapshot,
+                    &self.sessions,
+                    version.as_deref(),
+                    rel_path,
+                    req.method().as_str(),
+                    self.clients.as_ref(),
+                )
+                .await?;
+                limit_headers = self.session_limits(def, &ctx)?;
+                if def.strip_auth_data {
+                    let (parts, body) = req.into_parts();
+                    let mut parts = parts;
+                    location.strip(&mut parts.headers, &mut parts.uri);
+                    req = Request::from_parts(parts, body);
+                }
+            }
+        }
+        let mut resp = self.forward(req, &api, prefix_len, remote, tls).await?;
+        if let Some(d) = limit_headers {
+            set_limit_headers(resp.headers_mut(), &d);
+        }
+        Ok(resp)
+    }
+
+    /// The session's rate limit and quota on this API; returns the decision for the
+    /// `X-RateLimit-*` headers.
+    fn session_limits(
+        &self,
+        def: &gatehouse_domain::api::ApiDefinition,
+        ctx: &auth::AuthContext,
+    ) -> Result<Option<Decision>, GatewayError> {
+        let Some(limits) = ctx.effective.limits_for(&def.api_id) else {
+            return Ok(None);
+        };
+        let scope = if limits.scope_key.is_empty() {
+            String::new()
+        } else {
+            format!("{}-", limits.scope_key)
+        };
+        let rate = (!def.disable_rate_limit)
+            .then(|| limits.rate.and_then(|(r, p)| Limit::from_tyk(r, p)))
+            .flatten();
+        let quota = (!def.disable_quota)
+            .then(|| limits.quota.and_then(|(m, r)| QuotaLimit::from_tyk(m, r)))
+            .flatten();
+        if rate.is_none() && quota.is_none() {
+            return Ok(None);
+        }
+        let who = format!("{}{}:{}", scope, def.org_id, ctx.identity);
+        let rate_key = format!("rate-limit-{who}");
+        let quota_key = format!("quota-{who}");
+        let d = match self.limiters.sessions.check_now(
+            rate.map(|l| (rate_key.as_str(), l)),
+            quota.map(|q| (quota_key.as_str(), q)),
+        ) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "session limits unavailable; admitting");
+                return Ok(None);
+            }
+        };
+        let header = d.header_decision(HeaderSource::Quota).copied();
+        match d.verdict {
+            Verdict::Allowed => Ok(header),
+            Verdict::RateLimited => Err(with_limit_headers(
+                too_many(
+                    "Rate Limit Exceeded",
+                    d.retry_after().map(|r| r.as_secs().max(1)),
+                ),
+                header.as_ref(),
+            )),
+            Verdict::QuotaExceeded => Err(with_limit_headers(
+                too_many(
+                    "Quota exceeded",
+                    d.retry_after().map(|r| r.as_secs().max(1)),
+                ),
+                header.as_ref(),
+            )),
+        }
     }
 
     /// Sends the request upstream and streams the answer back.
@@ -207,19 +371,47 @@ impl Gateway {
     }
 }
 
-/// The authentication phase.
-fn authenticate(api: &ApiRuntime, _req: &Request<Incoming>) -> Result<(), GatewayError> {
-    match api.def.auth_mode() {
-        AuthMode::Keyless => Ok(()),
-        AuthMode::Jwt => Err(GatewayError::new(
-            StatusCode::UNAUTHORIZED,
-            "Key not authorized",
-            ErrorSource::Downstream,
-        )),
-        AuthMode::Unsupported => Err(GatewayError::new(
-            StatusCode::UNAUTHORIZED,
-            "this API uses an authentication method Gatehouse does not support",
-            ErrorSource::Downstream,
-        )),
+/// 429 with `Retry-After`.
+fn too_many(message: &str, retry_after: Option<u64>) -> GatewayError {
+    let mut e = GatewayError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        message,
+        ErrorSource::Downstream,
+    );
+    if let Some(s) = retry_after {
+        e = e.with_header(header::RETRY_AFTER, HeaderValue::from(s));
     }
+    e
+}
+
+const X_RATELIMIT_LIMIT: header::HeaderName = header::HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: header::HeaderName =
+    header::HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: header::HeaderName = header::HeaderName::from_static("x-ratelimit-reset");
+
+/// `X-RateLimit-Limit`, `-Remaining`, and `-Reset` (unix seconds when the quota window ends or a
+/// rate slot frees, as Tyk sends the quota renewal time).
+fn limit_header_values(d: &Decision) -> [(header::HeaderName, HeaderValue); 3] {
+    let reset_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |n| n.as_secs())
+        + d.reset_secs();
+    [
+        (X_RATELIMIT_LIMIT, HeaderValue::from(d.limit)),
+        (X_RATELIMIT_REMAINING, HeaderValue::from(d.remaining)),
+        (X_RATELIMIT_RESET, HeaderValue::from(reset_at)),
+    ]
+}
+
+fn set_limit_headers(h: &mut http::HeaderMap, d: &Decision) {
+    for (k, v) in limit_header_values(d) {
+        h.insert(k, v);
+    }
+}
+
+fn with_limit_headers(mut e: GatewayError, d: Option<&Decision>) -> GatewayError {
+    if let Some(d) = d {
+        e.headers.extend(limit_header_values(d));
+    }
+    e
 }

@@ -3,12 +3,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use gatehouse_domain::api::ApiDefinition;
+use gatehouse_domain::api::{ApiDefinition, AuthMode};
 use gatehouse_domain::policy::Policy;
 use gatehouse_domain::routing::RouteTable;
+use gatehouse_domain::session::EffectivePolicy;
+use gatehouse_jwt::{JwksCache, JwtValidator, VerifiedTokenCache};
 use gatehouse_store::StoredDoc;
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Uri};
+use parking_lot::RwLock;
+
+use crate::auth::TokenLocation;
 
 /// Where an API forwards: the parsed `proxy.target_url`.
 #[derive(Debug, Clone)]
@@ -48,6 +53,24 @@ impl Target {
     }
 }
 
+/// How an API authenticates, prepared once per snapshot.
+#[derive(Debug)]
+pub enum ApiAuth {
+    /// No authentication.
+    Keyless,
+    /// JWT: the validator and where the token is read.
+    Jwt {
+        /// Verifies tokens (shares the process's JWKS and verified-token caches).
+        validator: Arc<JwtValidator>,
+        /// Where the token is.
+        location: TokenLocation,
+    },
+    /// The JWT settings could not be used (logged when the snapshot was built): requests get 500.
+    Misconfigured(String),
+    /// A Tyk auth method Gatehouse does not implement: requests get 401.
+    Unsupported,
+}
+
 /// Everything the request path needs about one API, prepared once per snapshot.
 #[derive(Debug)]
 pub struct ApiRuntime {
@@ -55,6 +78,17 @@ pub struct ApiRuntime {
     pub def: ApiDefinition,
     /// The parsed upstream.
     pub target: Target,
+    /// Authentication.
+    pub auth: ApiAuth,
+}
+
+/// The shared caches a snapshot's JWT validators use.
+#[derive(Clone)]
+pub struct AuthDeps {
+    /// JWKS by URL, shared by all APIs and kept across snapshots.
+    pub jwks: Arc<JwksCache>,
+    /// Verified tokens.
+    pub tokens: Arc<VerifiedTokenCache>,
 }
 
 /// An immutable configuration snapshot.
@@ -64,16 +98,26 @@ pub struct Snapshot {
     pub version: i64,
     /// Active APIs by listen path.
     pub routes: RouteTable<Arc<ApiRuntime>>,
+    /// Active APIs by id.
+    pub by_id: HashMap<String, Arc<ApiRuntime>>,
     /// Policies by id.
     pub policies: HashMap<String, Arc<Policy>>,
+    /// Effective policies by policy-set key, filled on demand.
+    pub(crate) effective: RwLock<HashMap<String, Arc<EffectivePolicy>>>,
 }
 
 impl Snapshot {
     /// Builds a snapshot from stored documents. A document that cannot be read is skipped and
     /// reported in the returned list of problems (it never takes the other APIs down).
-    pub fn build(version: i64, apis: &[StoredDoc], policies: &[StoredDoc]) -> (Self, Vec<String>) {
+    pub fn build(
+        version: i64,
+        apis: &[StoredDoc],
+        policies: &[StoredDoc],
+        deps: Option<&AuthDeps>,
+    ) -> (Self, Vec<String>) {
         let mut problems = Vec::new();
         let mut routes = Vec::with_capacity(apis.len());
+        let mut by_id = HashMap::with_capacity(apis.len());
         for doc in apis {
             let def = match ApiDefinition::from_stored(&doc.doc) {
                 Ok(d) => d,
@@ -92,10 +136,30 @@ impl Snapshot {
                     continue;
                 }
             };
-            routes.push((
-                def.proxy.listen_path.clone(),
-                Arc::new(ApiRuntime { def, target }),
-            ));
+            let auth = match def.auth_mode() {
+                AuthMode::Keyless => ApiAuth::Keyless,
+                AuthMode::Unsupported => ApiAuth::Unsupported,
+                AuthMode::Jwt => match deps {
+                    None => ApiAuth::Misconfigured("JWT is not available here".to_owned()),
+                    Some(d) => match JwtValidator::from_api(
+                        &def,
+                        Arc::clone(&d.jwks),
+                        Arc::clone(&d.tokens),
+                    ) {
+                        Ok(v) => ApiAuth::Jwt {
+                            validator: Arc::new(v),
+                            location: TokenLocation::from_config(&def.jwt_auth_config()),
+                        },
+                        Err(e) => {
+                            problems.push(format!("API {}: JWT settings: {e}", doc.id));
+                            ApiAuth::Misconfigured(e.to_string())
+                        }
+                    },
+                },
+            };
+            let rt = Arc::new(ApiRuntime { def, target, auth });
+            by_id.insert(doc.id.clone(), Arc::clone(&rt));
+            routes.push((rt.def.proxy.listen_path.clone(), rt));
         }
         let mut pols = HashMap::with_capacity(policies.len());
         for doc in policies {
@@ -110,7 +174,9 @@ impl Snapshot {
             Self {
                 version,
                 routes: RouteTable::new(routes),
+                by_id,
                 policies: pols,
+                effective: RwLock::new(HashMap::new()),
             },
             problems,
         )
@@ -146,7 +212,7 @@ mod tests {
             ),
             doc("c", json!({"api_id": "c", "proxy": {"listen_path": 5}})),
         ];
-        let (s, problems) = Snapshot::build(7, &apis, &[]);
+        let (s, problems) = Snapshot::build(7, &apis, &[], None);
         assert_eq!(s.version, 7);
         assert_eq!(s.routes.len(), 1);
         let m = s.routes.lookup("/a/x").unwrap();

@@ -15,12 +15,13 @@ use gatehouse_store::Store;
 use tokio::sync::Notify;
 
 use crate::SharedSnapshot;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{AuthDeps, Snapshot};
 
 /// Reloads the snapshot when the configuration changes.
 pub struct ConfigWatcher {
     store: Arc<dyn Store>,
     snapshot: SharedSnapshot,
+    deps: AuthDeps,
     wake: Notify,
     poll_interval: Duration,
     /// Serialises reloads, so an older snapshot can never replace a newer one.
@@ -32,11 +33,13 @@ impl ConfigWatcher {
     pub fn new(
         store: Arc<dyn Store>,
         snapshot: SharedSnapshot,
+        deps: AuthDeps,
         poll_interval: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             snapshot,
+            deps,
             wake: Notify::new(),
             poll_interval,
             reload_lock: tokio::sync::Mutex::new(()),
@@ -74,7 +77,7 @@ impl ConfigWatcher {
         let version = self.store.config_version().await?;
         let apis = self.store.list_apis().await?;
         let policies = self.store.list_policies().await?;
-        let (snap, problems) = Snapshot::build(version, &apis, &policies);
+        let (snap, problems) = Snapshot::build(version, &apis, &policies, Some(&self.deps));
         for p in problems {
             tracing::error!(problem = %p, "configuration item skipped");
         }
@@ -85,6 +88,8 @@ impl ConfigWatcher {
             "configuration loaded"
         );
         self.snapshot.store(Arc::new(snap));
+        // Verified tokens were checked against the old settings (issuers, skews, keys): forget them.
+        self.deps.tokens.clear();
         Ok(())
     }
 

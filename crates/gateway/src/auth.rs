@@ -1,0 +1,505 @@
+//! The authentication and authorisation phases for JWT APIs, and the per-identity sessions.
+//!
+//! Per request: token intake (header, query parameter or cookie, as `auth_configs.jwt` says) →
+//! [`JwtValidator::validate`] → identity and OAuth client id from the claims → policies
+//! ([`session::resolve_policies`], Tyk's order) → the effective policy (cached per snapshot) →
+//! the identity's [`SessionState`] (created or refreshed) → [`session::authorize`].
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use gatehouse_domain::api::{ApiDefinition, AuthConfig};
+use gatehouse_domain::claims;
+use gatehouse_domain::session::{
+    self, AuthzError, EffectivePolicy, ResolveInput, SessionState, policy_set_key,
+};
+use gatehouse_jwt::{JwtError, JwtValidator};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{StatusCode, Uri};
+use parking_lot::Mutex;
+
+use crate::errors::{ErrorSource, GatewayError};
+use crate::snapshot::Snapshot;
+
+/// Where an API reads its token, prepared once per snapshot from `auth_configs.jwt` / `auth`.
+#[derive(Debug, Clone)]
+pub struct TokenLocation {
+    header: Option<HeaderName>,
+    param: Option<String>,
+    cookie: Option<String>,
+}
+
+impl TokenLocation {
+    /// From an API's auth config (Tyk's defaults: the `Authorization` header; a parameter or cookie
+    /// named like the header when their name is empty).
+    pub fn from_config(cfg: &AuthConfig) -> Self {
+        let header_name = if cfg.auth_header_name.trim().is_empty() {
+            "Authorization".to_owned()
+        } else {
+            cfg.auth_header_name.trim().to_owned()
+        };
+        let header = (!cfg.disable_header)
+            .then(|| HeaderName::from_bytes(header_name.as_bytes()).ok())
+            .flatten();
+        let name_or_header = |n: &str| {
+            if n.trim().is_empty() {
+                header_name.clone()
+            } else {
+                n.trim().to_owned()
+            }
+        };
+        Self {
+            header,
+            param: cfg.use_param.then(|| name_or_header(&cfg.param_name)),
+            cookie: cfg.use_cookie.then(|| name_or_header(&cfg.cookie_name)),
+        }
+    }
+
+    /// The raw credential: a query parameter or cookie overrides the header when present and
+    /// non-empty (Tyk's rule). A `Bearer ` prefix (any case) is removed.
+    pub fn extract<'a>(&self, headers: &'a HeaderMap, uri: &'a Uri) -> Option<Cow<'a, str>> {
+        let mut found: Option<Cow<'a, str>> = None;
+        if let Some(h) = &self.header
+            && let Some(v) = headers.get(h).and_then(|v| v.to_str().ok())
+            && !v.trim().is_empty()
+        {
+            found = Some(Cow::Borrowed(v.trim()));
+        }
+        if let Some(p) = &self.param
+            && let Some(v) = query_param(uri.query().unwrap_or(""), p)
+            && !v.is_empty()
+        {
+            found = Some(v);
+        }
+        if let Some(c) = &self.cookie
+            && let Some(v) = cookie_value(headers, c)
+            && !v.is_empty()
+        {
+            found = Some(Cow::Borrowed(v));
+        }
+        found.map(strip_bearer)
+    }
+
+    /// Removes the credential from the request (`strip_auth_data`).
+    pub fn strip(&self, headers: &mut HeaderMap, uri: &mut Uri) {
+        if let Some(h) = &self.header {
+            headers.remove(h);
+        }
+        if let Some(p) = &self.param
+            && let Some(q) = uri.query()
+        {
+            let kept: Vec<&str> = q
+                .split('&')
+                .filter(|kv| kv.split('=').next().is_none_or(|k| decode(k) != *p))
+                .collect();
+            let path = uri.path().to_owned();
+            let pq = if kept.is_empty() {
+                path
+            } else {
+                format!("{path}?{}", kept.join("&"))
+            };
+            if let Ok(pq) = pq.parse::<http::uri::PathAndQuery>() {
+                let mut parts = std::mem::take(uri).into_parts();
+                parts.path_and_query = Some(pq);
+                if let Ok(u) = Uri::from_parts(parts) {
+                    *uri = u;
+                }
+            }
+        }
+        if let Some(c) = &self.cookie {
+            let remaining: Vec<String> = headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .map(str::trim)
+                .filter(|kv| !kv.is_empty() && kv.split('=').next() != Some(c.as_str()))
+                .map(str::to_owned)
+                .collect();
+            headers.remove(header::COOKIE);
+            if !remaining.is_empty()
+                && let Ok(v) = HeaderValue::from_str(&remaining.join("; "))
+            {
+                headers.insert(header::COOKIE, v);
+            }
+        }
+    }
+}
+
+fn strip_bearer(v: Cow<'_, str>) -> Cow<'_, str> {
+    let s = v.as_ref();
+    if s.len() > 7 && s.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ") {
+        match v {
+            Cow::Borrowed(b) => Cow::Borrowed(b[7..].trim_start()),
+            Cow::Owned(o) => Cow::Owned(o[7..].trim_start().to_owned()),
+        }
+    } else {
+        v
+    }
+}
+
+fn decode(s: &str) -> Cow<'_, str> {
+    if !s.contains(['%', '+']) {
+        return Cow::Borrowed(s);
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
+    query.split('&').find_map(|kv| {
+        let mut it = kv.splitn(2, '=');
+        let k = it.next()?;
+        (decode(k) == name).then(|| decode(it.next().unwrap_or("")))
+    })
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == name).then_some(v.trim())
+        })
+}
+
+/// What authentication established about a request.
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    /// The identity (session key).
+    pub identity: String,
+    /// The OAuth client id from the token, if any.
+    pub client_id: Option<String>,
+    /// The effective policy of the session.
+    pub effective: Arc<EffectivePolicy>,
+}
+
+/// Sessions by organisation and identity, in memory, bounded.
+///
+/// Sessions are small and rebuilt from the next token, so losing them on restart loses nothing
+/// that matters (quota counters are persisted separately). When a shard is full, the least
+/// recently updated session in it is dropped.
+pub struct SessionStore {
+    shards: Vec<Mutex<HashMap<String, SessionState>>>,
+    per_shard: usize,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl SessionStore {
+    /// A store holding at most about `capacity` sessions.
+    pub fn new(capacity: usize) -> Self {
+        let n = 32;
+        Self {
+            shards: (0..n).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard: (capacity / n).max(16),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    fn shard(&self, key: &str) -> &Mutex<HashMap<String, SessionState>> {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        &self.shards[(h.finish() as usize) % self.shards.len()]
+    }
+
+    /// Whether a session exists.
+    pub fn contains(&self, key: &str) -> bool {
+        self.shard(key).lock().contains_key(key)
+    }
+
+    /// Creates or refreshes the session of `key` and returns a copy.
+    pub fn upsert(
+        &self,
+        key: &str,
+        identity: &str,
+        effective: &EffectivePolicy,
+        token_exp: Option<i64>,
+        client_id: Option<String>,
+        now: i64,
+    ) -> SessionState {
+        let mut shard = self.shard(key).lock();
+        if let Some(s) = shard.get_mut(key) {
+            s.refresh(effective, token_exp, client_id, now);
+            return s.clone();
+        }
+        if shard.len() >= self.per_shard
+            && let Some(oldest) = shard
+                .iter()
+                .min_by_key(|(_, s)| s.updated_at)
+                .map(|(k, _)| k.clone())
+        {
+            shard.remove(&oldest);
+        }
+        let s = SessionState::new(identity, effective, token_exp, client_id, now);
+        shard.insert(key.to_owned(), s.clone());
+        s
+    }
+
+    /// Number of sessions.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    /// Whether there are no sessions.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Maps a token verification failure to the gateway's answer.
+pub fn jwt_error(e: &JwtError) -> GatewayError {
+    tracing::debug!(reason = e.reason(), detail = %e.detail(), "token refused");
+    let status = StatusCode::from_u16(e.status().as_u16()).unwrap_or(StatusCode::UNAUTHORIZED);
+    let mut err = GatewayError::new(
+        status,
+        e.public_message(),
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            ErrorSource::Dependency
+        } else {
+            ErrorSource::Downstream
+        },
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        err = err.with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+    }
+    if let Some(secs) = e.retry_after_secs() {
+        err = err.with_header(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    err
+}
+
+/// Maps an authorisation failure to the gateway's answer.
+pub fn authz_error(e: &AuthzError) -> GatewayError {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN);
+    GatewayError::new(
+        status,
+        e.message(),
+        if status.is_server_error() {
+            ErrorSource::Internal
+        } else {
+            ErrorSource::Downstream
+        },
+    )
+}
+
+/// The answer when no token was sent.
+pub fn missing_token() -> GatewayError {
+    GatewayError::new(
+        StatusCode::UNAUTHORIZED,
+        "Authorization field missing",
+        ErrorSource::Downstream,
+    )
+    .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+}
+
+/// The version a request asks for: `None` for an API that is not versioned; otherwise the version
+/// named where `definition.location` says, else `default_version`.
+pub fn request_version(
+    def: &ApiDefinition,
+    headers: &HeaderMap,
+    uri: &Uri,
+    rel_path: &str,
+) -> Option<String> {
+    if def.version_data.not_versioned {
+        return None;
+    }
+    let key = def.definition.key.as_str();
+    let named = match def.definition.location.as_str() {
+        "header" => headers
+            .get(key)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        "url-param" => query_param(uri.query().unwrap_or(""), key).map(Cow::into_owned),
+        "url" => rel_path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        _ => None,
+    };
+    named.filter(|v| !v.is_empty()).or_else(|| {
+        (!def.version_data.default_version.is_empty())
+            .then(|| def.version_data.default_version.clone())
+    })
+}
+
+/// Runs the JWT phases for one request.
+#[allow(clippy::too_many_arguments)]
+pub async fn authenticate_jwt(
+    validator: &JwtValidator,
+    def: &ApiDefinition,
+    token: &str,
+    snapshot: &Snapshot,
+    sessions: &SessionStore,
+    version: Option<&str>,
+    rel_path: &str,
+    method: &str,
+    clients: &dyn crate::pipeline::ClientDirectory,
+) -> Result<AuthContext, GatewayError> {
+    let verified = validator.validate(token).await.map_err(|e| jwt_error(&e))?;
+    let now = gatehouse_jwt::unix_now();
+    let claims = &verified.claims;
+    let identity =
+        claims::identity(claims, &def.jwt_identity_base_field).map_err(|e| authz_error(&e))?;
+    let client_id = claims::client_id_for(claims, def.idp_client_id_mapping_disabled);
+    // A portal-registered client brings its catalogue policies; a deleted one is refused.
+    let client_policies = client_id
+        .as_deref()
+        .and_then(|c| clients.client_policies(c));
+    if client_policies.as_ref().is_some_and(|p| p.is_empty()) {
+        return Err(GatewayError::new(
+            StatusCode::FORBIDDEN,
+            "Key not authorized: this OAuth client has been deleted",
+            ErrorSource::Downstream,
+        ));
+    }
+    let session_key = format!("{}:{identity}", def.org_id);
+    let exists = |id: &str| snapshot.policies.contains_key(id);
+    let ids = session::resolve_policies(ResolveInput {
+        claims,
+        api: def,
+        policy_exists: &exists,
+        session_exists: sessions.contains(&session_key),
+        client_policies: client_policies.as_deref(),
+    })
+    .map_err(|e| authz_error(&e))?;
+    let effective = snapshot
+        .effective_policy(&ids)
+        .map_err(|e| authz_error(&e))?;
+    let state = sessions.upsert(
+        &session_key,
+        &identity,
+        &effective,
+        verified.exp,
+        client_id.clone(),
+        now,
+    );
+    session::authorize(
+        &effective,
+        &state,
+        now,
+        &def.api_id,
+        version,
+        rel_path,
+        method,
+    )
+    .map_err(|e| authz_error(&e))?;
+    Ok(AuthContext {
+        identity,
+        client_id,
+        effective,
+    })
+}
+
+impl Snapshot {
+    /// The effective policy of a policy set, built once per snapshot (a policy edit makes a new
+    /// snapshot, so edits reach every session at its next request).
+    pub fn effective_policy(&self, ids: &[String]) -> Result<Arc<EffectivePolicy>, AuthzError> {
+        let key = policy_set_key(ids);
+        if let Some(e) = self.effective.read().get(&key) {
+            return Ok(Arc::clone(e));
+        }
+        let pols: Vec<&gatehouse_domain::policy::Policy> = ids
+            .iter()
+            .filter_map(|id| self.policies.get(id).map(AsRef::as_ref))
+            .collect();
+        let eff = Arc::new(session::apply_policies(&pols)?);
+        let mut map = self.effective.write();
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        map.insert(key, Arc::clone(&eff));
+        Ok(eff)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(cfg: AuthConfig) -> TokenLocation {
+        TokenLocation::from_config(&cfg)
+    }
+
+    #[test]
+    fn bearer_prefix_is_optional_and_case_insensitive() {
+        let l = loc(AuthConfig::default());
+        let uri: Uri = "/x".parse().unwrap();
+        for (v, want) in [
+            ("Bearer abc", "abc"),
+            ("bearer abc", "abc"),
+            ("BEARER abc", "abc"),
+            ("abc", "abc"),
+            ("Bearer: abc", "Bearer: abc"),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            assert_eq!(l.extract(&h, &uri).as_deref(), Some(want), "{v}");
+        }
+        assert!(l.extract(&HeaderMap::new(), &uri).is_none());
+    }
+
+    #[test]
+    fn param_and_cookie_override_the_header_and_can_be_stripped() {
+        let l = loc(AuthConfig {
+            auth_header_name: "X-Token".into(),
+            use_param: true,
+            param_name: "access_token".into(),
+            use_cookie: true,
+            cookie_name: "tok".into(),
+            ..Default::default()
+        });
+        let mut h = HeaderMap::new();
+        h.insert("x-token", HeaderValue::from_static("from-header"));
+        let mut uri: Uri = "/p?a=1&access_token=from%2Dparam&b=2".parse().unwrap();
+        assert_eq!(l.extract(&h, &uri).as_deref(), Some("from-param"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x=1; tok=from-cookie"),
+        );
+        assert_eq!(l.extract(&h, &uri).as_deref(), Some("from-cookie"));
+        l.strip(&mut h, &mut uri);
+        assert!(h.get("x-token").is_none());
+        assert_eq!(h[header::COOKIE], "x=1");
+        assert_eq!(uri.to_string(), "/p?a=1&b=2");
+    }
+
+    #[test]
+    fn disabled_header_is_not_read() {
+        let l = loc(AuthConfig {
+            disable_header: true,
+            ..Default::default()
+        });
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("abc"));
+        assert!(l.extract(&h, &"/".parse().unwrap()).is_none());
+    }
+}
