@@ -8,7 +8,8 @@
 //
 // node server.mjs --shape plain|okta|keycloak --port 0 --state-dir DIR
 //                 [--realm NAME] [--initial-access-token TOKEN] [--audience AUD]
-//                 [--access-token-ttl SECONDS] [--scopes "a b c"] [--watch-stdin]
+//                 [--access-token-ttl SECONDS] [--scopes "a b c"]
+//                 [--secret-rotation off|update|read-and-update] [--watch-stdin]
 //
 // When ready it prints exactly one JSON line on stdout ({"ready":true,...}); logs go to stderr.
 // SIGTERM / SIGINT (and, with --watch-stdin, the end of stdin) stop it cleanly.
@@ -47,6 +48,7 @@ const { values: args } = parseArgs({
     audience: { type: 'string' },
     'access-token-ttl': { type: 'string' },
     scopes: { type: 'string' },
+    'secret-rotation': { type: 'string' },
     'watch-stdin': { type: 'boolean', default: false },
   },
   strict: true,
@@ -81,6 +83,31 @@ if (args['initial-access-token']) settings.initialAccessToken = args['initial-ac
 settings.initialAccessToken ||= `iat-${crypto.randomBytes(24).toString('base64url')}`;
 fs.writeFileSync(settingsFile, JSON.stringify(settings));
 const IAT = settings.initialAccessToken;
+
+// Client secret rotation on RFC 7592 calls (plain and keycloak shapes), modelling documented
+// vendor behaviour that oidc-provider itself does not have (it keeps the secret on PUT):
+//  - 'update': a PUT on registration_client_uri issues a new client_secret and the old one stops
+//    working at once. Keycloak does this for dynamically registered clients under a client policy
+//    with the 'secret-rotation' executor whose "remaining expiration time for rotation during
+//    update" covers the secret's lifetime and whose "rotated secret expiration" is 0 (Keycloak
+//    server admin guide, "Client Secret Rotation"; ClientSecretRotationExecutor).
+//  - 'read-and-update': GET rotates the secret too (Curity: "A GET or PUT request would
+//    automatically rotate" the registration access token and the client secret; Curity,
+//    "Dynamic Client Registration Management").
+//  - 'off': oidc-provider's own behaviour (the secret is kept).
+// Defaults: keycloak 'update' (a realm set up with that client policy), plain 'off'. The Okta
+// shape has its own lifecycle/newSecret and ignores this. Kept in settings.json; changeable at run
+// time with POST /__test/secret-rotation.
+const SECRET_ROTATION_MODES = ['off', 'update', 'read-and-update'];
+if (args['secret-rotation'] !== undefined) {
+  if (!SECRET_ROTATION_MODES.includes(args['secret-rotation'])) {
+    log(`--secret-rotation must be ${SECRET_ROTATION_MODES.join(', ')}`);
+    process.exit(2);
+  }
+  settings.secretRotation = args['secret-rotation'];
+  fs.writeFileSync(settingsFile, JSON.stringify(settings));
+}
+const secretRotation = () => settings.secretRotation || (SHAPE === 'keycloak' ? 'update' : 'off');
 
 const DEFAULTS = {
   plain: { audience: 'urn:gatehouse:test-api', ttl: 3600 },
@@ -290,6 +317,18 @@ function buildProvider(issuer) {
       const rat = new provider.RegistrationAccessToken({ client: ctx.oidc.client, policies: old.policies });
       await old.destroy();
       ctx.body.registration_access_token = await rat.save();
+    }
+    // Secret rotation on RFC 7592 update (and read), see SECRET_ROTATION_MODES.
+    if (SHAPE !== 'okta' && ctx.status === 200 && ctx.body?.client_secret
+      && ((routeName === 'client_update' && secretRotation() !== 'off')
+        || (routeName === 'client' && ctx.method === 'GET' && secretRotation() === 'read-and-update'))) {
+      const id = ctx.body.client_id;
+      const stored = store.get('Client', id);
+      if (stored?.client_secret) {
+        stored.client_secret = crypto.randomBytes(48).toString('base64url');
+        store.set('Client', id, stored);
+        ctx.body.client_secret = stored.client_secret;
+      }
     }
     if (SHAPE === 'keycloak' && routeName === 'token' && ctx.status === 200 && ctx.body) {
       Object.assign(ctx.body, { refresh_expires_in: 0, 'not-before-policy': 0 });
@@ -694,6 +733,22 @@ async function testControl(req, res, url) {
     send(res, 200, { ms: jwksDelayMs });
     return;
   }
+  if (p === '/__test/secret-rotation' && (req.method === 'GET' || req.method === 'POST')) {
+    if (req.method === 'POST') {
+      if (SHAPE === 'okta') {
+        send(res, 400, { error: 'invalid_request', error_description: 'the okta shape rotates secrets with lifecycle/newSecret only' });
+        return;
+      }
+      if (!SECRET_ROTATION_MODES.includes(input.mode)) {
+        send(res, 400, { error: 'invalid_request', error_description: `mode must be ${SECRET_ROTATION_MODES.join(', ')}` });
+        return;
+      }
+      settings.secretRotation = input.mode;
+      fs.writeFileSync(settingsFile, JSON.stringify(settings));
+    }
+    send(res, 200, { mode: SHAPE === 'okta' ? 'off' : secretRotation() });
+    return;
+  }
   if (p === '/__test/info' && req.method === 'GET') {
     send(res, 200, { ...readyInfo(), kids: ring.kids() });
     return;
@@ -769,6 +824,7 @@ function readyInfo() {
     discovery_url: `${issuer}/.well-known/openid-configuration`,
     audience: AUDIENCE,
     realm: SHAPE === 'keycloak' ? REALM : undefined,
+    secret_rotation: SHAPE === 'okta' ? 'off' : secretRotation(),
     pid: process.pid,
   };
 }

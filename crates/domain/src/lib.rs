@@ -16,6 +16,9 @@
 //! - [`error`]: [`error::ValidationError`], which always names the offending field.
 //! - [`import`]: reading a Tyk gateway's file-based configuration (`apps/`, `policies/`).
 //! - [`ids`]: identifier generation.
+//! - [`portal`]: the developer portal: DCR settings ([`portal::DcrOptions`], write-only initial
+//!   access token), portal configuration, catalogue entries and [`portal::effective_dcr`],
+//!   redirect-URI splitting, developers and their validation.
 
 pub mod api;
 pub mod claims;
@@ -23,6 +26,7 @@ pub mod error;
 pub mod ids;
 pub mod import;
 pub mod policy;
+pub mod portal;
 pub mod routing;
 pub mod session;
 

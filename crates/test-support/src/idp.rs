@@ -74,6 +74,31 @@ impl fmt::Display for IdpShape {
     }
 }
 
+/// How the plain and Keycloak shapes rotate a client's secret on RFC 7592 calls
+/// ([`TestIdp::set_secret_rotation`]). oidc-provider itself keeps the secret on update; these
+/// modes model documented vendor behaviour. The Okta shape has `lifecycle/newSecret` instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecretRotation {
+    /// The secret is kept (oidc-provider; the plain shape's default).
+    Off,
+    /// A PUT on `registration_client_uri` issues a new secret; the old one stops working at once
+    /// (Keycloak with a `secret-rotation` client policy; the Keycloak shape's default).
+    OnUpdate,
+    /// GET and PUT both issue a new secret (Curity).
+    OnReadAndUpdate,
+}
+
+impl SecretRotation {
+    /// The mode's name in `server.mjs` (`off`, `update`, `read-and-update`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretRotation::Off => "off",
+            SecretRotation::OnUpdate => "update",
+            SecretRotation::OnReadAndUpdate => "read-and-update",
+        }
+    }
+}
+
 /// Optional settings for [`TestIdp::start_with`]. `None` means the server's default.
 #[derive(Debug, Clone, Default)]
 pub struct IdpOptions {
@@ -461,6 +486,18 @@ impl TestIdp {
             .map(drop)
     }
 
+    /// Sets how client secrets rotate on RFC 7592 calls (plain and Keycloak shapes; an error for
+    /// the Okta shape). Kept across [`TestIdp::restart`].
+    pub async fn set_secret_rotation(&self, mode: SecretRotation) -> anyhow::Result<()> {
+        self.control(
+            reqwest::Method::POST,
+            "secret-rotation",
+            json!({ "mode": mode.as_str() }),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Delays every JWKS answer by `ms` (0 turns it off; at most 120 000).
     pub async fn set_jwks_delay(&self, ms: u64) -> anyhow::Result<()> {
         self.control(reqwest::Method::POST, "jwks-delay", json!({ "ms": ms }))
@@ -678,6 +715,88 @@ mod tests {
             "{err}"
         );
         assert!(ensure_installed(&idp_dir()).is_ok() || !idp_dir().join("node_modules").exists());
+    }
+
+    /// PUT (and, in `read-and-update`, GET) on `registration_client_uri` issue a new secret
+    /// and the old one is refused at once; `off` keeps it; the Okta shape refuses the setting.
+    #[tokio::test]
+    async fn secret_rotation_modes() {
+        let http = http_client().unwrap();
+        let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+        for shape in [IdpShape::Plain, IdpShape::Keycloak] {
+            let idp = TestIdp::start(shape).await.unwrap();
+            let md = json!({
+                "client_name": format!("rot-{shape}"),
+                "grant_types": ["client_credentials"],
+                "response_types": [],
+                "scope": "read",
+            });
+            let a = idp.register_client(md.clone()).await.unwrap();
+            let (id, s1) = (text(&a, "client_id"), text(&a, "client_secret"));
+            let uri = text(&a, "registration_client_uri");
+            let mut rat = text(&a, "registration_access_token");
+            let mut update = md.clone();
+            update["client_id"] = json!(id);
+
+            let put = |rat: String| {
+                let req = http.put(&uri).bearer_auth(rat).json(&update);
+                async move {
+                    let r = req.send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                    r.json::<Value>().await.unwrap()
+                }
+            };
+            // Defaults: plain keeps the secret, keycloak rotates it.
+            let body = put(rat.clone()).await;
+            rat = text(&body, "registration_access_token");
+            let s2 = text(&body, "client_secret");
+            if shape == IdpShape::Plain {
+                assert_eq!(s2, s1, "plain keeps the secret by default");
+                idp.set_secret_rotation(SecretRotation::OnUpdate)
+                    .await
+                    .unwrap();
+                let body = put(rat.clone()).await;
+                rat = text(&body, "registration_access_token");
+                let s3 = text(&body, "client_secret");
+                assert_ne!(s3, s1);
+                let (status, _) = idp.client_credentials_raw(&id, &s1, None).await.unwrap();
+                assert_eq!(status, 401, "old secret refused");
+                idp.client_credentials_token(&id, &s3, None).await.unwrap();
+
+                // Curity-like: a read rotates too.
+                idp.set_secret_rotation(SecretRotation::OnReadAndUpdate)
+                    .await
+                    .unwrap();
+                let got: Value = http
+                    .get(&uri)
+                    .bearer_auth(&rat)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let s4 = text(&got, "client_secret");
+                assert!(!s4.is_empty() && s4 != s3);
+                let (status, _) = idp.client_credentials_raw(&id, &s3, None).await.unwrap();
+                assert_eq!(status, 401);
+                idp.client_credentials_token(&id, &s4, None).await.unwrap();
+            } else {
+                assert_ne!(s2, s1, "keycloak shape rotates on update by default");
+                let (status, _) = idp.client_credentials_raw(&id, &s1, None).await.unwrap();
+                assert_eq!(status, 401, "old secret refused");
+                idp.client_credentials_token(&id, &s2, None).await.unwrap();
+                idp.set_secret_rotation(SecretRotation::Off).await.unwrap();
+                let body = put(rat.clone()).await;
+                assert_eq!(text(&body, "client_secret"), s2, "off keeps the secret");
+            }
+        }
+        let okta = TestIdp::start(IdpShape::Okta).await.unwrap();
+        assert!(
+            okta.set_secret_rotation(SecretRotation::OnUpdate)
+                .await
+                .is_err()
+        );
     }
 
     #[test]
