@@ -60,6 +60,9 @@ impl fmt::Display for Action {
 /// | `InvalidResponse` | not 201 on registration, no `client_id`, not JSON, a redirect | 502 |
 /// | `NotSupported` | the IdP cannot do this (no RAT, no secret rotation through RFC 7592) | 422 |
 /// | `AfterRotation` | one of the above, after the IdP already issued new credentials | that of `source` |
+///
+/// A read or delete of a client the IdP no longer knows is a `Refused` (502); check
+/// [`IdpError::client_gone`] to treat "already deleted" as done.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum IdpError {
     /// The IdP answered 4xx: it said no. `description` is its explanation in plain words.

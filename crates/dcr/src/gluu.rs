@@ -12,6 +12,8 @@
 //! - Clients expire by default (`client_secret_expires_at` one day after issue on a stock
 //!   Janssen): it is passed through in [`Registration`](crate::Registration) (`None` = never);
 //!   check [`Registration::secret_expired`](crate::Registration::secret_expired).
+//! - A client-credentials-only client is sent `response_types: []` unless the settings name
+//!   some; Tyk's Gluu guide configures `token` (set `response_types` if the server wants it).
 //! - Errors are `{"error","error_description"}` plus `"reason"` when the server's
 //!   `errorReasonEnabled` is on; the reason is appended to the description.
 

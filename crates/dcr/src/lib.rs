@@ -130,7 +130,7 @@ pub(crate) fn rfc7592_driver(
 }
 
 /// The driver for `options` (normalized and checked with
-/// [`validate_dcr_options`](gatehouse_domain::portal::validate_dcr_options) first; errors
+/// [`validate_dcr_options`] first; errors
 /// name the field under `dcr_options`), with `timeout` on every call.
 pub fn driver_for(
     options: &DcrOptions,
@@ -148,6 +148,10 @@ pub fn driver_for(
         timeout,
         insecure_skip_verify: opts.ssl_insecure_skip_verify,
     };
+    if settings.insecure_skip_verify {
+        tracing::warn!(provider = %opts.provider, registration_endpoint = %url,
+            "TLS certificate verification towards the IdP is OFF (ssl_insecure_skip_verify)");
+    }
     let token = opts.initial_access_token().cloned();
     Ok(match opts.provider {
         Provider::Okta => {
