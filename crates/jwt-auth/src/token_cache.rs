@@ -11,8 +11,9 @@
 //! so a key-set change or a flush invalidates entries without scanning. Time claims are stored and
 //! re-checked on every hit; an entry is never served past `exp` (+ skew).
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -52,9 +53,36 @@ struct Slot {
     entries: Vec<(Fingerprint, CachedToken)>,
 }
 
-#[derive(Default)]
+/// Hashes only the last [`TAIL`] bytes of each write, with a per-process random SipHash key.
+///
+/// The tail of a token is its signature. Only verified tokens are inserted, and their signatures
+/// cannot be chosen by a client, so tail hashing keeps the map's collision resistance while a
+/// lookup hashes 32 bytes instead of the whole token (keys are still compared in full).
+#[derive(Clone)]
+struct TailHash(RandomState);
+
+const TAIL: usize = 32;
+
+struct TailHasher(DefaultHasher);
+
+impl Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(&bytes[bytes.len().saturating_sub(TAIL)..]);
+    }
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+}
+
+impl BuildHasher for TailHash {
+    type Hasher = TailHasher;
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
 struct Shard {
-    map: HashMap<Arc<str>, Slot>,
+    map: HashMap<Arc<str>, Slot, TailHash>,
     /// Insertion order; an item is live while its `seq` matches the slot's.
     order: VecDeque<(Arc<str>, u64)>,
     next_seq: u64,
@@ -81,7 +109,6 @@ pub struct TokenCacheStats {
 
 /// One shard with its own counters, on its own cache lines (no false sharing between shards).
 #[repr(align(128))]
-#[derive(Default)]
 struct ShardSlot {
     lock: RwLock<Shard>,
     hits: AtomicU64,
@@ -96,7 +123,7 @@ pub struct VerifiedTokenCache {
     shards: Box<[ShardSlot]>,
     shard_capacity: usize,
     capacity: usize,
-    hasher: RandomState,
+    hasher: TailHash,
 }
 
 impl std::fmt::Debug for VerifiedTokenCache {
@@ -112,11 +139,25 @@ impl VerifiedTokenCache {
     pub fn new(capacity: usize) -> Arc<Self> {
         let shards = if capacity < 4 * SHARDS { 1 } else { SHARDS };
         let shard_capacity = capacity.div_ceil(shards);
+        let hasher = TailHash(RandomState::new());
         Arc::new(Self {
-            shards: (0..shards).map(|_| ShardSlot::default()).collect(),
+            shards: (0..shards)
+                .map(|_| ShardSlot {
+                    lock: RwLock::new(Shard {
+                        map: HashMap::with_hasher(hasher.clone()),
+                        order: VecDeque::new(),
+                        next_seq: 0,
+                    }),
+                    hits: AtomicU64::new(0),
+                    misses: AtomicU64::new(0),
+                    invalidated: AtomicU64::new(0),
+                    insertions: AtomicU64::new(0),
+                    evictions: AtomicU64::new(0),
+                })
+                .collect(),
             shard_capacity,
             capacity,
-            hasher: RandomState::new(),
+            hasher,
         })
     }
 
@@ -129,9 +170,8 @@ impl VerifiedTokenCache {
         if self.shards.len() == 1 {
             return &self.shards[0];
         }
-        // The tail of a token is its signature: hashing it spreads tokens evenly at little cost.
-        let tail = &token.as_bytes()[token.len().saturating_sub(16)..];
-        let h = self.hasher.hash_one(tail);
+        // The map hashes the tail too (see `TailHash`); mix differently for the shard index.
+        let h = self.hasher.hash_one(token).rotate_left(29);
         #[allow(clippy::cast_possible_truncation)]
         &self.shards[(h as usize) % self.shards.len()]
     }
@@ -331,6 +371,17 @@ mod tests {
         assert!(c.len() <= 10);
         c.clear();
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn tokens_sharing_a_tail_are_still_distinct_keys() {
+        let c = VerifiedTokenCache::new(10);
+        let tail = "x".repeat(64);
+        c.insert([0; 16], &format!("a.b.{tail}"), entry());
+        assert!(c.get(&[0; 16], &format!("a.b.{tail}")).is_some());
+        assert!(c.get(&[0; 16], &format!("a.c.{tail}")).is_none());
+        c.insert([0; 16], &format!("a.c.{tail}"), entry());
+        assert_eq!(c.len(), 2);
     }
 
     #[test]
