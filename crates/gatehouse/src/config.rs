@@ -42,6 +42,10 @@ pub struct RawConfig {
     pub jwks_stale_limit: Option<u64>,
     /// Accept any TLS certificate from JWKS endpoints (lab IdPs only).
     pub jwt_ssl_insecure_skip_verify: Option<bool>,
+    /// How many verified tokens are remembered (0 verifies every request's signature).
+    pub jwt_token_cache_size: Option<usize>,
+    /// Worker threads of the async runtime (default: one per core).
+    pub worker_threads: Option<usize>,
     /// `text` or `json`.
     pub log_format: Option<String>,
     /// A tracing filter such as `info` or `gatehouse=debug,info`.
@@ -72,6 +76,8 @@ impl RawConfig {
             jwks_min_refetch_interval,
             jwks_stale_limit,
             jwt_ssl_insecure_skip_verify,
+            jwt_token_cache_size,
+            worker_threads,
             log_format,
             log_level
         )
@@ -116,6 +122,8 @@ impl RawConfig {
             jwks_min_refetch_interval: parse(&get, "GATEHOUSE_JWKS_MIN_REFETCH_INTERVAL")?,
             jwks_stale_limit: parse(&get, "GATEHOUSE_JWKS_STALE_LIMIT")?,
             jwt_ssl_insecure_skip_verify: parse(&get, "GATEHOUSE_JWT_SSL_INSECURE_SKIP_VERIFY")?,
+            jwt_token_cache_size: parse(&get, "GATEHOUSE_JWT_TOKEN_CACHE_SIZE")?,
+            worker_threads: parse(&get, "GATEHOUSE_WORKER_THREADS")?,
             log_format: parse(&get, "GATEHOUSE_LOG_FORMAT")?,
             log_level: parse(&get, "GATEHOUSE_LOG_LEVEL")?,
         })
@@ -148,6 +156,10 @@ pub struct Config {
     pub config_poll_interval: Duration,
     /// JWKS cache settings.
     pub jwks: gatehouse_jwt::JwksCacheConfig,
+    /// Verified-token cache size.
+    pub jwt_token_cache_size: usize,
+    /// Runtime worker threads; `None` = one per core.
+    pub worker_threads: Option<usize>,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -205,8 +217,15 @@ impl Config {
             "jwks_stale_limit",
         )?;
         jwks.insecure_skip_verify = raw.jwt_ssl_insecure_skip_verify.unwrap_or(false);
+        if raw.worker_threads == Some(0) {
+            bail!("worker_threads must be at least 1");
+        }
         Ok(Config {
             jwks,
+            jwt_token_cache_size: raw
+                .jwt_token_cache_size
+                .unwrap_or(gatehouse_jwt::DEFAULT_TOKEN_CACHE_CAPACITY),
+            worker_threads: raw.worker_threads,
             data_dir: raw
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("gatehouse-data")),

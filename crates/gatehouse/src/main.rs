@@ -108,6 +108,13 @@ struct CommonArgs {
     /// [env: GATEHOUSE_JWT_SSL_INSECURE_SKIP_VERIFY]
     #[arg(long)]
     jwt_ssl_insecure_skip_verify: bool,
+    /// Verified tokens remembered, so a reused token skips the signature check; 0 checks every
+    /// request. [default: 100000] [env: GATEHOUSE_JWT_TOKEN_CACHE_SIZE]
+    #[arg(long, value_name = "N")]
+    jwt_token_cache_size: Option<usize>,
+    /// Worker threads (default: one per core). [env: GATEHOUSE_WORKER_THREADS]
+    #[arg(long, value_name = "N")]
+    worker_threads: Option<usize>,
     /// Log format: text or json. [default: text] [env: GATEHOUSE_LOG_FORMAT]
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
@@ -131,6 +138,8 @@ impl CommonArgs {
             jwks_min_refetch_interval: self.jwks_min_refetch_interval,
             jwks_stale_limit: self.jwks_stale_limit,
             jwt_ssl_insecure_skip_verify: self.jwt_ssl_insecure_skip_verify.then_some(true),
+            jwt_token_cache_size: self.jwt_token_cache_size,
+            worker_threads: self.worker_threads,
             log_format: self.log_format.clone(),
             log_level: self.log_level.clone(),
         };
@@ -179,14 +188,14 @@ fn main() -> ExitCode {
         }
         Command::Serve(args) => args.resolve().and_then(|cfg| {
             init_logging(&cfg);
-            runtime()?
+            runtime(cfg.worker_threads)?
                 .block_on(serve::serve(cfg))
                 .map(|()| ExitCode::SUCCESS)
         }),
         Command::Import(ImportCommand::Tyk { dir, json, common }) => {
             common.resolve().and_then(|cfg| {
                 init_logging(&cfg);
-                runtime()?.block_on(serve::import_tyk(cfg, &dir, json))
+                runtime(cfg.worker_threads)?.block_on(serve::import_tyk(cfg, &dir, json))
             })
         }
     };
@@ -199,8 +208,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    Ok(b.enable_all().build()?)
 }

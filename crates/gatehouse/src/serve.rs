@@ -89,7 +89,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
 
     let deps = AuthDeps {
         jwks: JwksCache::new(cfg.jwks.clone()).context("cannot set up the JWKS cache")?,
-        tokens: VerifiedTokenCache::with_default_capacity(),
+        tokens: VerifiedTokenCache::new(cfg.jwt_token_cache_size),
     };
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let watcher = ConfigWatcher::new(
