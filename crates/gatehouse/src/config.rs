@@ -130,6 +130,10 @@ impl RawConfig {
     }
 }
 
+/// Verified tokens remembered by default: one live token per client for 20,000 clients, at
+/// about 1-2 KB each (the crate's own default of 100,000 could hold 200 MB).
+pub const DEFAULT_TOKEN_CACHE_SIZE: usize = 20_000;
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -222,9 +226,7 @@ impl Config {
         }
         Ok(Config {
             jwks,
-            jwt_token_cache_size: raw
-                .jwt_token_cache_size
-                .unwrap_or(gatehouse_jwt::DEFAULT_TOKEN_CACHE_CAPACITY),
+            jwt_token_cache_size: raw.jwt_token_cache_size.unwrap_or(DEFAULT_TOKEN_CACHE_SIZE),
             worker_threads: raw.worker_threads,
             data_dir: raw
                 .data_dir

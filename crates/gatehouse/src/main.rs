@@ -4,6 +4,10 @@
 mod config;
 mod serve;
 
+/// mimalloc: measurably faster than the system allocator on the proxy path (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -109,7 +113,7 @@ struct CommonArgs {
     #[arg(long)]
     jwt_ssl_insecure_skip_verify: bool,
     /// Verified tokens remembered, so a reused token skips the signature check; 0 checks every
-    /// request. [default: 100000] [env: GATEHOUSE_JWT_TOKEN_CACHE_SIZE]
+    /// request. [default: 20000] [env: GATEHOUSE_JWT_TOKEN_CACHE_SIZE]
     #[arg(long, value_name = "N")]
     jwt_token_cache_size: Option<usize>,
     /// Worker threads (default: one per core). [env: GATEHOUSE_WORKER_THREADS]
@@ -208,10 +212,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// The async runtime: one worker per core by default. With one worker thread, a current-thread
+/// runtime (the whole process on one core, like one nginx worker) avoids the work-stealing
+/// scheduler's bookkeeping.
 fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = workers {
-        b.worker_threads(n);
-    }
+    let mut b = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     Ok(b.enable_all().build()?)
 }

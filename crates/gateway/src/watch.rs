@@ -87,9 +87,9 @@ impl ConfigWatcher {
             policies = snap.policies.len(),
             "configuration loaded"
         );
+        // The verified-token cache needs no flush here: its entries are keyed by the validator's
+        // settings (keys, issuers, audiences), and time claims are re-checked on every hit.
         self.snapshot.store(Arc::new(snap));
-        // Verified tokens were checked against the old settings (issuers, skews, keys): forget them.
-        self.deps.tokens.clear();
         Ok(())
     }
 
