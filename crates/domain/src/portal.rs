@@ -245,6 +245,10 @@ pub struct DcrOptions {
     pub token_endpoint: String,
     /// The IdP's JWKS URI, for the gateway's JWT check (optional, usually from discovery).
     pub jwks_uri: String,
+    /// Extra client metadata sent with every registration (Gatehouse extension), e.g.
+    /// `{"pol": "{policy_id}"}` for an IdP that turns client metadata into token claims. String
+    /// values may use `{policy_id}`, `{catalogue_id}` and `{developer_id}`.
+    pub registration_metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 impl DcrOptions {

@@ -13,11 +13,13 @@
 //! binary and applied in order at start ([`SqliteStore::open`]); the applied versions are recorded
 //! in `schema_migrations`.
 
+pub mod secrets;
 mod sqlite;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
+pub use secrets::SecretBox;
 pub use sqlite::SqliteStore;
 
 /// A stored document with its id and timestamps (unix seconds).
@@ -64,6 +66,48 @@ pub struct QuotaRow {
     pub window_start: i64,
     /// Window length in seconds.
     pub window_secs: i64,
+}
+
+/// A developer account as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeveloperRow {
+    /// Id.
+    pub id: String,
+    /// Email, normalised; unique.
+    pub email: String,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Deactivated: cannot sign in, clients deleted.
+    pub inactive: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// An OAuth client registered through the portal, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientRow {
+    /// The IdP's client id.
+    pub client_id: String,
+    /// Owner.
+    pub developer_id: String,
+    /// Name, catalogue ids, policy ids, provider, endpoints (no secrets).
+    pub doc: Value,
+    /// The client secret, sealed with the [`SecretBox`].
+    pub secret_sealed: Option<String>,
+    /// The registration access token, sealed.
+    pub rat_sealed: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// Set when the client was deleted (a tombstone: its tokens are refused).
+    pub deleted_at: Option<i64>,
 }
 
 /// Why a store operation failed.
@@ -143,6 +187,76 @@ pub trait Store: Send + Sync + 'static {
 
     /// A cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// All catalogue entries.
+    async fn list_catalogue(&self) -> Result<Vec<StoredDoc>, StoreError>;
+    /// One catalogue entry.
+    async fn get_catalogue(&self, id: &str) -> Result<Option<StoredDoc>, StoreError>;
+    /// Stores a catalogue entry.
+    async fn put_catalogue(
+        &self,
+        id: &str,
+        doc: &Value,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome, StoreError>;
+    /// Deletes a catalogue entry; `false` if it did not exist.
+    async fn delete_catalogue(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// All developers, by email.
+    async fn list_developers(&self) -> Result<Vec<DeveloperRow>, StoreError>;
+    /// One developer by id.
+    async fn get_developer(&self, id: &str) -> Result<Option<DeveloperRow>, StoreError>;
+    /// One developer by (normalised) email.
+    async fn get_developer_by_email(&self, email: &str)
+    -> Result<Option<DeveloperRow>, StoreError>;
+    /// Stores a developer; a taken email is a conflict on `email`.
+    async fn put_developer(
+        &self,
+        row: &DeveloperRow,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome, StoreError>;
+    /// Deletes a developer (and their sessions); `false` if they did not exist.
+    async fn delete_developer(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Records a portal session.
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        developer_id: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// The developer of a live session.
+    async fn session_developer(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError>;
+    /// Ends a session.
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Ends every session of a developer.
+    async fn delete_developer_sessions(&self, developer_id: &str) -> Result<(), StoreError>;
+
+    /// OAuth clients, optionally of one developer, tombstones included when asked.
+    async fn list_clients(
+        &self,
+        developer_id: Option<&str>,
+        include_deleted: bool,
+    ) -> Result<Vec<ClientRow>, StoreError>;
+    /// One OAuth client (tombstones included).
+    async fn get_client(&self, client_id: &str) -> Result<Option<ClientRow>, StoreError>;
+    /// Records a newly registered client (bumps the configuration version: the gateway links
+    /// tokens to clients).
+    async fn insert_client(&self, row: &ClientRow) -> Result<(), StoreError>;
+    /// Replaces a client's sealed credentials (after a rotation, or a rotated registration access
+    /// token).
+    async fn update_client_credentials(
+        &self,
+        client_id: &str,
+        secret_sealed: Option<&str>,
+        rat_sealed: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Turns a client into a tombstone: credentials wiped, `deleted_at` set.
+    async fn mark_client_deleted(&self, client_id: &str) -> Result<(), StoreError>;
 }
 
 /// The current time in unix seconds.

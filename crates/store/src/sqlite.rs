@@ -9,14 +9,24 @@ use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use crate::{QuotaRow, Store, StoreError, StoredDoc, WriteMode, WriteOutcome, unix_now};
+use crate::{
+    ClientRow, DeveloperRow, QuotaRow, Store, StoreError, StoredDoc, WriteMode, WriteOutcome,
+    unix_now,
+};
 
 /// Migrations for SQLite, in order. Each runs once, in its own transaction.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "portal",
+        include_str!("../migrations/sqlite/0002_portal.sql"),
+    ),
+];
 
 /// The embedded store: one SQLite file, WAL mode, `synchronous=FULL`.
 ///
@@ -402,6 +412,377 @@ impl Store for SqliteStore {
             .map_err(db_err)?;
         Ok(())
     }
+    async fn list_catalogue(&self) -> Result<Vec<StoredDoc>, StoreError> {
+        self.list_docs("SELECT id, doc, created_at, updated_at FROM catalogue ORDER BY id")
+            .await
+    }
+
+    async fn get_catalogue(&self, id: &str) -> Result<Option<StoredDoc>, StoreError> {
+        self.get_doc(
+            "SELECT id, doc, created_at, updated_at FROM catalogue WHERE id = ?",
+            id,
+        )
+        .await
+    }
+
+    async fn put_catalogue(
+        &self,
+        id: &str,
+        doc: &Value,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        bump_version(&mut tx).await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM catalogue WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        match (mode, exists.is_some()) {
+            (WriteMode::Create, true) => {
+                return Err(StoreError::Conflict {
+                    field: "id",
+                    message: format!("a catalogue entry with id '{id}' already exists"),
+                });
+            }
+            (WriteMode::Replace, false) => return Err(StoreError::NotFound),
+            _ => {}
+        }
+        let now = unix_now();
+        sqlx::query(
+            "INSERT INTO catalogue (id, doc, created_at, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
+        )
+        .bind(id)
+        .bind(doc.to_string())
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(if exists.is_some() {
+            WriteOutcome::Updated
+        } else {
+            WriteOutcome::Created
+        })
+    }
+
+    async fn delete_catalogue(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete_doc("DELETE FROM catalogue WHERE id = ?", id)
+            .await
+    }
+
+    async fn list_developers(&self) -> Result<Vec<DeveloperRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, email, first_name, last_name, password_hash, inactive, created_at, updated_at
+             FROM developers ORDER BY email",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(row_to_developer).collect()
+    }
+
+    async fn get_developer(&self, id: &str) -> Result<Option<DeveloperRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, email, first_name, last_name, password_hash, inactive, created_at, updated_at
+             FROM developers WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(row_to_developer).transpose()
+    }
+
+    async fn get_developer_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<DeveloperRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, email, first_name, last_name, password_hash, inactive, created_at, updated_at
+             FROM developers WHERE email = ?",
+        )
+        .bind(email)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(row_to_developer).transpose()
+    }
+
+    async fn put_developer(
+        &self,
+        row: &DeveloperRow,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM developers WHERE id = ?")
+            .bind(&row.id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        match (mode, exists.is_some()) {
+            (WriteMode::Create, true) => {
+                return Err(StoreError::Conflict {
+                    field: "id",
+                    message: format!("a developer with id '{}' already exists", row.id),
+                });
+            }
+            (WriteMode::Replace, false) => return Err(StoreError::NotFound),
+            _ => {}
+        }
+        let taken: Option<String> =
+            sqlx::query_scalar("SELECT id FROM developers WHERE email = ? AND id != ?")
+                .bind(&row.email)
+                .bind(&row.id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict {
+                field: "email",
+                message: format!("a developer with the email '{}' already exists", row.email),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO developers
+               (id, email, first_name, last_name, password_hash, inactive, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT(id) DO UPDATE SET email = excluded.email, first_name = excluded.first_name,
+               last_name = excluded.last_name, password_hash = excluded.password_hash,
+               inactive = excluded.inactive, updated_at = excluded.updated_at",
+        )
+        .bind(&row.id)
+        .bind(&row.email)
+        .bind(&row.first_name)
+        .bind(&row.last_name)
+        .bind(&row.password_hash)
+        .bind(row.inactive)
+        .bind(row.created_at)
+        .bind(unix_now())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(if exists.is_some() {
+            WriteOutcome::Updated
+        } else {
+            WriteOutcome::Created
+        })
+    }
+
+    async fn delete_developer(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        sqlx::query("DELETE FROM portal_sessions WHERE developer_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let n = sqlx::query("DELETE FROM developers WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        Ok(n > 0)
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        developer_id: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let now = unix_now();
+        sqlx::query("DELETE FROM portal_sessions WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO portal_sessions (token_hash, developer_id, created_at, expires_at)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(developer_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn session_developer(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT developer_id FROM portal_sessions WHERE token_hash = ? AND expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM portal_sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_developer_sessions(&self, developer_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM portal_sessions WHERE developer_id = ?")
+            .bind(developer_id)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_clients(
+        &self,
+        developer_id: Option<&str>,
+        include_deleted: bool,
+    ) -> Result<Vec<ClientRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT client_id, developer_id, doc, secret_sealed, rat_sealed, created_at, updated_at,
+                    deleted_at
+             FROM oauth_clients
+             WHERE (?1 IS NULL OR developer_id = ?1) AND (?2 OR deleted_at IS NULL)
+             ORDER BY created_at, client_id",
+        )
+        .bind(developer_id)
+        .bind(include_deleted)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(row_to_client).collect()
+    }
+
+    async fn get_client(&self, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT client_id, developer_id, doc, secret_sealed, rat_sealed, created_at, updated_at,
+                    deleted_at
+             FROM oauth_clients WHERE client_id = ?",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        row.as_ref().map(row_to_client).transpose()
+    }
+
+    async fn insert_client(&self, row: &ClientRow) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        bump_version(&mut tx).await?;
+        sqlx::query(
+            "INSERT INTO oauth_clients
+               (client_id, developer_id, doc, secret_sealed, rat_sealed, created_at, updated_at,
+                deleted_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+        )
+        .bind(&row.client_id)
+        .bind(&row.developer_id)
+        .bind(row.doc.to_string())
+        .bind(&row.secret_sealed)
+        .bind(&row.rat_sealed)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.message().contains("UNIQUE") => StoreError::Conflict {
+                field: "client_id",
+                message: format!("the client '{}' is already recorded", row.client_id),
+            },
+            _ => db_err(e),
+        })?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn update_client_credentials(
+        &self,
+        client_id: &str,
+        secret_sealed: Option<&str>,
+        rat_sealed: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let n = sqlx::query(
+            "UPDATE oauth_clients SET secret_sealed = ?, rat_sealed = ?, updated_at = ?
+             WHERE client_id = ? AND deleted_at IS NULL",
+        )
+        .bind(secret_sealed)
+        .bind(rat_sealed)
+        .bind(unix_now())
+        .bind(client_id)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn mark_client_deleted(&self, client_id: &str) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        bump_version(&mut tx).await?;
+        let now = unix_now();
+        sqlx::query(
+            "UPDATE oauth_clients SET secret_sealed = NULL, rat_sealed = NULL, deleted_at = ?,
+               updated_at = ? WHERE client_id = ? AND deleted_at IS NULL",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+}
+
+fn row_to_developer(row: &sqlx::sqlite::SqliteRow) -> Result<DeveloperRow, StoreError> {
+    Ok(DeveloperRow {
+        id: row.try_get(0).map_err(db_err)?,
+        email: row.try_get(1).map_err(db_err)?,
+        first_name: row.try_get(2).map_err(db_err)?,
+        last_name: row.try_get(3).map_err(db_err)?,
+        password_hash: row.try_get(4).map_err(db_err)?,
+        inactive: row.try_get(5).map_err(db_err)?,
+        created_at: row.try_get(6).map_err(db_err)?,
+        updated_at: row.try_get(7).map_err(db_err)?,
+    })
+}
+
+fn row_to_client(row: &sqlx::sqlite::SqliteRow) -> Result<ClientRow, StoreError> {
+    let client_id: String = row.try_get(0).map_err(db_err)?;
+    let text: String = row.try_get(2).map_err(db_err)?;
+    let doc = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+        id: client_id.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(ClientRow {
+        client_id,
+        developer_id: row.try_get(1).map_err(db_err)?,
+        doc,
+        secret_sealed: row.try_get(3).map_err(db_err)?,
+        rat_sealed: row.try_get(4).map_err(db_err)?,
+        created_at: row.try_get(5).map_err(db_err)?,
+        updated_at: row.try_get(6).map_err(db_err)?,
+        deleted_at: row.try_get(7).map_err(db_err)?,
+    })
 }
 
 #[cfg(test)]
@@ -490,6 +871,105 @@ mod tests {
         }];
         s.save_quota_counters(&rows).await.unwrap();
         assert_eq!(s.load_quota_counters().await.unwrap(), rows);
+    }
+
+    #[tokio::test]
+    async fn portal_tables() {
+        let (_d, s) = store().await;
+        let dev = DeveloperRow {
+            id: "d1".into(),
+            email: "a@example.com".into(),
+            first_name: "A".into(),
+            last_name: "B".into(),
+            password_hash: "$argon2id$x".into(),
+            inactive: false,
+            created_at: 1,
+            updated_at: 1,
+        };
+        s.put_developer(&dev, WriteMode::Create).await.unwrap();
+        let dup = DeveloperRow {
+            id: "d2".into(),
+            ..dev.clone()
+        };
+        assert!(matches!(
+            s.put_developer(&dup, WriteMode::Create).await,
+            Err(StoreError::Conflict { field: "email", .. })
+        ));
+        assert_eq!(
+            s.get_developer_by_email("a@example.com")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            "d1"
+        );
+        s.create_session("h1", "d1", unix_now() + 60).await.unwrap();
+        s.create_session("h2", "d1", unix_now() - 1).await.unwrap();
+        assert_eq!(
+            s.session_developer("h1", unix_now())
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("d1")
+        );
+        assert!(
+            s.session_developer("h2", unix_now())
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let v0 = s.config_version().await.unwrap();
+        let client = ClientRow {
+            client_id: "c1".into(),
+            developer_id: "d1".into(),
+            doc: json!({"client_name": "app"}),
+            secret_sealed: Some("ghs1:x:y".into()),
+            rat_sealed: None,
+            created_at: 1,
+            updated_at: 1,
+            deleted_at: None,
+        };
+        s.insert_client(&client).await.unwrap();
+        assert!(s.config_version().await.unwrap() > v0);
+        assert!(matches!(
+            s.insert_client(&client).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        s.update_client_credentials("c1", Some("ghs1:x:z"), Some("ghs1:x:r"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get_client("c1")
+                .await
+                .unwrap()
+                .unwrap()
+                .rat_sealed
+                .as_deref(),
+            Some("ghs1:x:r")
+        );
+        assert_eq!(s.list_clients(Some("d1"), false).await.unwrap().len(), 1);
+        s.mark_client_deleted("c1").await.unwrap();
+        assert!(s.list_clients(Some("d1"), false).await.unwrap().is_empty());
+        let tomb = s.get_client("c1").await.unwrap().unwrap();
+        assert!(tomb.deleted_at.is_some() && tomb.secret_sealed.is_none());
+        assert!(matches!(
+            s.update_client_credentials("c1", None, None).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(s.delete_developer("d1").await.unwrap());
+        assert!(
+            s.session_developer("h1", unix_now())
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        s.put_catalogue("e1", &json!({"id": "e1"}), WriteMode::Create)
+            .await
+            .unwrap();
+        assert_eq!(s.list_catalogue().await.unwrap().len(), 1);
+        assert!(s.delete_catalogue("e1").await.unwrap());
     }
 
     #[tokio::test]
