@@ -88,6 +88,36 @@ impl From<ControlError> for ApiError {
     }
 }
 
+impl From<crate::portal::PortalError> for ApiError {
+    fn from(e: crate::portal::PortalError) -> Self {
+        use crate::portal::PortalError as P;
+        match e {
+            P::Invalid(v) => Self::bad_field(v.field, v.message),
+            P::Conflict { field, message } => Self {
+                status: StatusCode::CONFLICT,
+                body: ErrorBody {
+                    error: message,
+                    field: Some(field),
+                },
+            },
+            P::NotFound(m) => Self::not_found(m),
+            P::Unauthorized(m) => Self::new(StatusCode::UNAUTHORIZED, m),
+            P::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, m),
+            P::Idp { status, message } => Self::new(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                message,
+            ),
+            P::Store(m) => {
+                tracing::error!(error = %m, "portal request failed on the database");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the database is unavailable; nothing was changed, try again",
+                )
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = (self.status, Json(self.body)).into_response();

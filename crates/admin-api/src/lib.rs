@@ -15,6 +15,9 @@ pub mod auth;
 pub mod control;
 pub mod error;
 pub mod handlers;
+pub mod portal;
+pub mod portal_admin;
+pub mod portal_api;
 
 use std::sync::Arc;
 
@@ -52,6 +55,8 @@ pub struct AdminState {
     pub key: Arc<AdminKey>,
     /// Process hooks.
     pub hooks: Arc<dyn AdminHooks>,
+    /// The developer portal service.
+    pub portal: Arc<portal::Portal>,
 }
 
 #[derive(OpenApi)]
@@ -68,6 +73,7 @@ pub struct AdminState {
         (name = "policies", description = "Policies"),
         (name = "import", description = "Import from Tyk"),
         (name = "cache", description = "Caches"),
+        (name = "portal", description = "Developer portal and Dynamic Client Registration"),
     )
 )]
 struct ApiDoc;
@@ -101,6 +107,32 @@ fn parts() -> (Router<AdminState>, utoipa::openapi::OpenApi) {
         .routes(routes!(handlers::import_tyk))
         .routes(routes!(handlers::flush_jwks_all))
         .routes(routes!(handlers::flush_jwks_api))
+        .routes(routes!(
+            portal_admin::get_configuration,
+            portal_admin::put_configuration
+        ))
+        .routes(routes!(
+            portal_admin::list_catalogue,
+            portal_admin::create_catalogue
+        ))
+        .routes(routes!(
+            portal_admin::get_catalogue,
+            portal_admin::replace_catalogue,
+            portal_admin::delete_catalogue
+        ))
+        .routes(routes!(portal_admin::dcr_discover))
+        .routes(routes!(portal_admin::dcr_test))
+        .routes(routes!(
+            portal_admin::list_developers,
+            portal_admin::create_developer
+        ))
+        .routes(routes!(
+            portal_admin::get_developer,
+            portal_admin::update_developer,
+            portal_admin::delete_developer
+        ))
+        .routes(routes!(portal_admin::list_clients))
+        .routes(routes!(portal_admin::delete_client))
         .split_for_parts()
 }
 

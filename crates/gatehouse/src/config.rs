@@ -46,6 +46,8 @@ pub struct RawConfig {
     pub jwt_token_cache_size: Option<usize>,
     /// Worker threads of the async runtime (default: one per core).
     pub worker_threads: Option<usize>,
+    /// Separates redirect URIs typed as one string in the portal (Tyk's setting; default `;`).
+    pub oauth_redirect_uri_separator: Option<String>,
     /// `text` or `json`.
     pub log_format: Option<String>,
     /// A tracing filter such as `info` or `gatehouse=debug,info`.
@@ -78,6 +80,7 @@ impl RawConfig {
             jwt_ssl_insecure_skip_verify,
             jwt_token_cache_size,
             worker_threads,
+            oauth_redirect_uri_separator,
             log_format,
             log_level
         )
@@ -124,6 +127,7 @@ impl RawConfig {
             jwt_ssl_insecure_skip_verify: parse(&get, "GATEHOUSE_JWT_SSL_INSECURE_SKIP_VERIFY")?,
             jwt_token_cache_size: parse(&get, "GATEHOUSE_JWT_TOKEN_CACHE_SIZE")?,
             worker_threads: parse(&get, "GATEHOUSE_WORKER_THREADS")?,
+            oauth_redirect_uri_separator: parse(&get, "GATEHOUSE_OAUTH_REDIRECT_URI_SEPARATOR")?,
             log_format: parse(&get, "GATEHOUSE_LOG_FORMAT")?,
             log_level: parse(&get, "GATEHOUSE_LOG_LEVEL")?,
         })
@@ -164,6 +168,8 @@ pub struct Config {
     pub jwt_token_cache_size: usize,
     /// Runtime worker threads; `None` = one per core.
     pub worker_threads: Option<usize>,
+    /// Redirect URI separator.
+    pub oauth_redirect_uri_separator: String,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -228,6 +234,10 @@ impl Config {
             jwks,
             jwt_token_cache_size: raw.jwt_token_cache_size.unwrap_or(DEFAULT_TOKEN_CACHE_SIZE),
             worker_threads: raw.worker_threads,
+            oauth_redirect_uri_separator: raw
+                .oauth_redirect_uri_separator
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| ";".to_owned()),
             data_dir: raw
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("gatehouse-data")),

@@ -119,6 +119,10 @@ struct CommonArgs {
     /// Worker threads (default: one per core). [env: GATEHOUSE_WORKER_THREADS]
     #[arg(long, value_name = "N")]
     worker_threads: Option<usize>,
+    /// Separates redirect URIs typed as one string in the portal. [default: ;]
+    /// [env: GATEHOUSE_OAUTH_REDIRECT_URI_SEPARATOR]
+    #[arg(long, value_name = "SEP")]
+    oauth_redirect_uri_separator: Option<String>,
     /// Log format: text or json. [default: text] [env: GATEHOUSE_LOG_FORMAT]
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
@@ -144,6 +148,7 @@ impl CommonArgs {
             jwt_ssl_insecure_skip_verify: self.jwt_ssl_insecure_skip_verify.then_some(true),
             jwt_token_cache_size: self.jwt_token_cache_size,
             worker_threads: self.worker_threads,
+            oauth_redirect_uri_separator: self.oauth_redirect_uri_separator.clone(),
             log_format: self.log_format.clone(),
             log_level: self.log_level.clone(),
         };

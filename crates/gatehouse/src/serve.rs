@@ -9,14 +9,16 @@ use arc_swap::ArcSwap;
 use rand::RngCore;
 use tokio::net::TcpListener;
 
+use gatehouse_admin_api::portal::Portal;
+use gatehouse_admin_api::portal_api::{self, PortalApi};
 use gatehouse_admin_api::{AdminHooks, AdminKey, AdminState, Control, TykBundle, no_hook};
 use gatehouse_gateway::limits::Limiters;
-use gatehouse_gateway::pipeline::NoClients;
 use gatehouse_gateway::snapshot::{ApiAuth, AuthDeps};
 use gatehouse_gateway::watch::ConfigWatcher;
 use gatehouse_gateway::{Gateway, SharedSnapshot, Snapshot};
 use gatehouse_jwt::{JwksCache, VerifiedTokenCache};
-use gatehouse_store::{SqliteStore, Store};
+use gatehouse_store::{SecretBox, SqliteStore, Store};
+use std::time::Duration;
 
 use crate::config::Config;
 
@@ -107,12 +109,7 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
     let limiters = Limiters::local(Arc::clone(&store))
         .await
         .context("cannot load the quota counters")?;
-    let gateway = Gateway::new(
-        cfg.gateway.clone(),
-        Arc::clone(&snapshot),
-        limiters.clone(),
-        Arc::new(NoClients),
-    );
+    let gateway = Gateway::new(cfg.gateway.clone(), Arc::clone(&snapshot), limiters.clone());
     let sync = Arc::clone(&watcher);
     let control = Control::new(
         Arc::clone(&store),
@@ -121,7 +118,26 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             Box::pin(async move { w.sync().await })
         }),
     );
+    let secrets = Arc::new(
+        SecretBox::load_or_create(
+            &cfg.data_dir,
+            std::env::var("GATEHOUSE_SECRET_KEY").ok().as_deref(),
+        )
+        .context("cannot load the key that encrypts secrets at rest")?,
+    );
+    let portal_sync = Arc::clone(&watcher);
+    let portal = Portal::new(
+        Arc::clone(&store),
+        secrets,
+        Arc::new(move || {
+            let w = Arc::clone(&portal_sync);
+            Box::pin(async move { w.sync().await })
+        }),
+        cfg.oauth_redirect_uri_separator.clone(),
+        Duration::from_secs(10),
+    );
     let admin = gatehouse_admin_api::router(AdminState {
+        portal: Arc::clone(&portal),
         control,
         key: Arc::new(key),
         hooks: Arc::new(ProcessHooks {
@@ -151,9 +167,15 @@ pub async fn serve(cfg: Config) -> anyhow::Result<()> {
             .into_future(),
     );
     let portal = tokio::spawn(
-        axum::serve(portal_listener, portal_router())
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
+        axum::serve(
+            portal_listener,
+            portal_api::router(PortalApi {
+                portal,
+                secure_cookies: false,
+            }),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()))
+        .into_future(),
     );
 
     if let Some(secret) = shown_once {
@@ -202,19 +224,6 @@ impl AdminHooks for ProcessHooks {
         self.deps.tokens.clear();
         Some(n)
     }
-}
-
-/// The developer portal listener. The portal itself arrives with the DCR work; until then it
-/// answers every path with a short JSON status so that the role split and the port exist.
-fn portal_router() -> axum::Router {
-    axum::Router::new().fallback(|| async {
-        (
-            axum::http::StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({
-                "error": "the developer portal has no pages yet; the admin API is on the dashboard port"
-            })),
-        )
-    })
 }
 
 async fn shutdown_signal() {

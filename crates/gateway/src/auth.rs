@@ -194,6 +194,8 @@ pub struct AuthContext {
     pub identity: String,
     /// The OAuth client id from the token, if any.
     pub client_id: Option<String>,
+    /// The developer owning the client, when it was registered through the portal.
+    pub developer_id: Option<String>,
     /// The effective policy of the session.
     pub effective: Arc<EffectivePolicy>,
 }
@@ -362,7 +364,6 @@ pub async fn authenticate_jwt(
     version: Option<&str>,
     rel_path: &str,
     method: &str,
-    clients: &dyn crate::pipeline::ClientDirectory,
 ) -> Result<AuthContext, GatewayError> {
     let verified = validator.validate(token).await.map_err(|e| jwt_error(&e))?;
     let now = gatehouse_jwt::unix_now();
@@ -371,16 +372,15 @@ pub async fn authenticate_jwt(
         claims::identity(claims, &def.jwt_identity_base_field).map_err(|e| authz_error(&e))?;
     let client_id = claims::client_id_for(claims, def.idp_client_id_mapping_disabled);
     // A portal-registered client brings its catalogue policies; a deleted one is refused.
-    let client_policies = client_id
-        .as_deref()
-        .and_then(|c| clients.client_policies(c));
-    if client_policies.as_ref().is_some_and(|p| p.is_empty()) {
+    let portal_client = client_id.as_deref().and_then(|c| snapshot.clients.get(c));
+    if portal_client.is_some_and(|c| c.deleted) {
         return Err(GatewayError::new(
             StatusCode::FORBIDDEN,
             "Key not authorized: this OAuth client has been deleted",
             ErrorSource::Downstream,
         ));
     }
+    let client_policies = portal_client.map(|c| c.policies.as_slice());
     let session_key = format!("{}:{identity}", def.org_id);
     let exists = |id: &str| snapshot.policies.contains_key(id);
     let ids = session::resolve_policies(ResolveInput {
@@ -388,7 +388,7 @@ pub async fn authenticate_jwt(
         api: def,
         policy_exists: &exists,
         session_exists: sessions.contains(&session_key),
-        client_policies: client_policies.as_deref(),
+        client_policies,
     })
     .map_err(|e| authz_error(&e))?;
     let effective = snapshot
@@ -415,6 +415,7 @@ pub async fn authenticate_jwt(
     Ok(AuthContext {
         identity,
         client_id,
+        developer_id: portal_client.map(|c| c.developer_id.clone()),
         effective,
     })
 }

@@ -31,23 +31,6 @@ use crate::snapshot::{ApiAuth, ApiRuntime};
 use crate::upstream::{self, UpstreamClient};
 use crate::{GatewayConfig, SharedSnapshot};
 
-/// Which OAuth clients were registered through the developer portal, and under which catalogue
-/// policies (the gateway link of Dynamic Client Registration).
-pub trait ClientDirectory: Send + Sync + 'static {
-    /// The catalogue policies of a portal-registered client; `None` when `client_id` is not one.
-    /// `Some(empty)` marks a deleted client (its tokens are refused).
-    fn client_policies(&self, client_id: &str) -> Option<Arc<[String]>>;
-}
-
-/// No portal clients.
-pub struct NoClients;
-
-impl ClientDirectory for NoClients {
-    fn client_policies(&self, _client_id: &str) -> Option<Arc<[String]>> {
-        None
-    }
-}
-
 /// The gateway: the current configuration snapshot, the upstream client, the sessions and the
 /// limiters.
 pub struct Gateway {
@@ -57,17 +40,11 @@ pub struct Gateway {
     started: Instant,
     sessions: SessionStore,
     limiters: Limiters,
-    clients: Arc<dyn ClientDirectory>,
 }
 
 impl Gateway {
     /// A gateway serving whatever `snapshot` holds at each request.
-    pub fn new(
-        cfg: GatewayConfig,
-        snapshot: SharedSnapshot,
-        limiters: Limiters,
-        clients: Arc<dyn ClientDirectory>,
-    ) -> Arc<Self> {
+    pub fn new(cfg: GatewayConfig, snapshot: SharedSnapshot, limiters: Limiters) -> Arc<Self> {
         Arc::new(Self {
             client: upstream::build_client(&cfg),
             snapshot,
@@ -75,7 +52,6 @@ impl Gateway {
             started: Instant::now(),
             sessions: SessionStore::new(1_000_000),
             limiters,
-            clients,
         })
     }
 
@@ -180,7 +156,6 @@ impl Gateway {
                     version.as_deref(),
                     rel_path,
                     req.method().as_str(),
-                    self.clients.as_ref(),
                 )
                 .await?;
                 limit_headers = self.session_limits(def, &ctx)?;

@@ -8,7 +8,7 @@ use gatehouse_domain::policy::Policy;
 use gatehouse_domain::routing::RouteTable;
 use gatehouse_domain::session::EffectivePolicy;
 use gatehouse_jwt::{JwksCache, JwtValidator, VerifiedTokenCache};
-use gatehouse_store::StoredDoc;
+use gatehouse_store::{ClientRow, StoredDoc};
 use http::uri::{Authority, Scheme};
 use http::{HeaderValue, Uri};
 use parking_lot::RwLock;
@@ -91,6 +91,17 @@ pub struct AuthDeps {
     pub tokens: Arc<VerifiedTokenCache>,
 }
 
+/// An OAuth client registered through the developer portal, as the gateway sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalClient {
+    /// The catalogue policies of the client (used when a token names no policy).
+    pub policies: Vec<String>,
+    /// The developer who owns it.
+    pub developer_id: String,
+    /// Deleted: its tokens are refused.
+    pub deleted: bool,
+}
+
 /// An immutable configuration snapshot.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -102,6 +113,8 @@ pub struct Snapshot {
     pub by_id: HashMap<String, Arc<ApiRuntime>>,
     /// Policies by id.
     pub policies: HashMap<String, Arc<Policy>>,
+    /// Portal-registered OAuth clients by client id (tombstones included).
+    pub clients: HashMap<String, PortalClient>,
     /// Effective policies by policy-set key, filled on demand.
     pub(crate) effective: RwLock<HashMap<String, Arc<EffectivePolicy>>>,
 }
@@ -113,6 +126,7 @@ impl Snapshot {
         version: i64,
         apis: &[StoredDoc],
         policies: &[StoredDoc],
+        clients: &[ClientRow],
         deps: Option<&AuthDeps>,
     ) -> (Self, Vec<String>) {
         let mut problems = Vec::new();
@@ -170,12 +184,36 @@ impl Snapshot {
                 Err(e) => problems.push(format!("policy {}: {e}", doc.id)),
             }
         }
+        let clients = clients
+            .iter()
+            .map(|c| {
+                let policies = c
+                    .doc
+                    .get("policy_ids")
+                    .and_then(serde_json::Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|p| p.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (
+                    c.client_id.clone(),
+                    PortalClient {
+                        policies,
+                        developer_id: c.developer_id.clone(),
+                        deleted: c.deleted_at.is_some(),
+                    },
+                )
+            })
+            .collect();
         (
             Self {
                 version,
                 routes: RouteTable::new(routes),
                 by_id,
                 policies: pols,
+                clients,
                 effective: RwLock::new(HashMap::new()),
             },
             problems,
@@ -212,7 +250,7 @@ mod tests {
             ),
             doc("c", json!({"api_id": "c", "proxy": {"listen_path": 5}})),
         ];
-        let (s, problems) = Snapshot::build(7, &apis, &[], None);
+        let (s, problems) = Snapshot::build(7, &apis, &[], &[], None);
         assert_eq!(s.version, 7);
         assert_eq!(s.routes.len(), 1);
         let m = s.routes.lookup("/a/x").unwrap();

@@ -77,7 +77,9 @@ impl ConfigWatcher {
         let version = self.store.config_version().await?;
         let apis = self.store.list_apis().await?;
         let policies = self.store.list_policies().await?;
-        let (snap, problems) = Snapshot::build(version, &apis, &policies, Some(&self.deps));
+        let clients = self.store.list_clients(None, true).await?;
+        let (snap, problems) =
+            Snapshot::build(version, &apis, &policies, &clients, Some(&self.deps));
         for p in problems {
             tracing::error!(problem = %p, "configuration item skipped");
         }

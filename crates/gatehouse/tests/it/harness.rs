@@ -28,6 +28,8 @@ pub struct Server {
     pub stdout_lines: Vec<String>,
     extra_args: Vec<String>,
     http: reqwest::Client,
+    /// When set, the server's log (stderr, at debug level) goes to this file.
+    pub log_file: Option<PathBuf>,
 }
 
 impl Drop for Server {
@@ -62,9 +64,41 @@ impl Server {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .unwrap(),
+            log_file: None,
         };
         s.spawn(admin_key);
         s
+    }
+
+    /// Starts a server whose whole log (debug level) is captured in a file, so tests can check
+    /// what it logs.
+    pub fn start_capturing_logs(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut s = Server {
+            child: None,
+            data_dir: data_dir.to_owned(),
+            gateway_port: free_port(),
+            dashboard_port: free_port(),
+            portal_port: free_port(),
+            admin_key: ADMIN_KEY.to_owned(),
+            stdout_lines: Vec::new(),
+            extra_args: extra.iter().map(|s| (*s).to_owned()).collect(),
+            http: reqwest::Client::new(),
+            log_file: Some(data_dir.join("server.log")),
+        };
+        s.spawn(Some(ADMIN_KEY));
+        s
+    }
+
+    /// The captured log so far.
+    pub fn logs(&self) -> String {
+        self.log_file
+            .as_ref()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    pub fn portal_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.portal_port)
     }
 
     fn spawn(&mut self, admin_key: Option<&str>) {
@@ -84,6 +118,14 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(path) = &self.log_file {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap();
+            cmd.stderr(f).env("GATEHOUSE_LOG_LEVEL", "debug");
+        }
         if let Some(k) = admin_key {
             cmd.env("GATEHOUSE_ADMIN_KEY", k);
         }
