@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use gatehouse_domain::api::{ApiDefinition, AuthConfig};
@@ -223,9 +223,7 @@ impl SessionStore {
     }
 
     fn shard(&self, key: &str) -> &Mutex<HashMap<String, SessionState>> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % self.shards.len()]
+        &self.shards[(self.hasher.hash_one(key) as usize) % self.shards.len()]
     }
 
     /// Whether a session exists.
