@@ -241,6 +241,7 @@ impl Gateway {
         tls: bool,
     ) -> Result<Response<GatewayBody>, GatewayError> {
         let (mut parts, body) = req.into_parts();
+        let client_version = parts.version;
         let path = parts.uri.path();
         let prefix = &path[..prefix_len.min(path.len())];
         let mut pq = upstream_path(
@@ -317,6 +318,9 @@ impl Gateway {
             };
         let (mut parts, body) = resp.into_parts();
         upstream::strip_hop_by_hop(&mut parts.headers);
+        // Answer in the client's protocol version, whatever the upstream spoke (an HTTP/1.0
+        // upstream must not turn the client's keep-alive connection into HTTP/1.0).
+        parts.version = client_version;
         Ok(Response::from_parts(parts, Either::Left(body)))
     }
 
