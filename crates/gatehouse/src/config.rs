@@ -48,6 +48,13 @@ pub struct RawConfig {
     pub worker_threads: Option<usize>,
     /// Separates redirect URIs typed as one string in the portal (Tyk's setting; default `;`).
     pub oauth_redirect_uri_separator: Option<String>,
+    /// `postgres://…`: keep everything in PostgreSQL instead of the embedded SQLite.
+    pub database_url: Option<String>,
+    /// `redis://…` (or several, comma-separated, for a Redis Cluster): share rate limits and quotas
+    /// between gateway nodes.
+    pub redis_url: Option<String>,
+    /// When Redis cannot be reached: `local` (count on this node) or `closed` (503).
+    pub redis_failure_mode: Option<String>,
     /// `text` or `json`.
     pub log_format: Option<String>,
     /// A tracing filter such as `info` or `gatehouse=debug,info`.
@@ -81,6 +88,9 @@ impl RawConfig {
             jwt_token_cache_size,
             worker_threads,
             oauth_redirect_uri_separator,
+            database_url,
+            redis_url,
+            redis_failure_mode,
             log_format,
             log_level
         )
@@ -128,6 +138,9 @@ impl RawConfig {
             jwt_token_cache_size: parse(&get, "GATEHOUSE_JWT_TOKEN_CACHE_SIZE")?,
             worker_threads: parse(&get, "GATEHOUSE_WORKER_THREADS")?,
             oauth_redirect_uri_separator: parse(&get, "GATEHOUSE_OAUTH_REDIRECT_URI_SEPARATOR")?,
+            database_url: parse(&get, "GATEHOUSE_DATABASE_URL")?,
+            redis_url: parse(&get, "GATEHOUSE_REDIS_URL")?,
+            redis_failure_mode: parse(&get, "GATEHOUSE_REDIS_FAILURE_MODE")?,
             log_format: parse(&get, "GATEHOUSE_LOG_FORMAT")?,
             log_level: parse(&get, "GATEHOUSE_LOG_LEVEL")?,
         })
@@ -170,6 +183,10 @@ pub struct Config {
     pub worker_threads: Option<usize>,
     /// Redirect URI separator.
     pub oauth_redirect_uri_separator: String,
+    /// PostgreSQL URL; `None` = SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// Where counters live.
+    pub counters: gatehouse_gateway::limits::CounterBackend,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -227,6 +244,34 @@ impl Config {
             "jwks_stale_limit",
         )?;
         jwks.insecure_skip_verify = raw.jwt_ssl_insecure_skip_verify.unwrap_or(false);
+        let failure_mode = match raw.redis_failure_mode.as_deref().unwrap_or("local") {
+            "local" => gatehouse_ratelimit::FailureMode::Local,
+            "closed" => gatehouse_ratelimit::FailureMode::Closed,
+            other => bail!("redis_failure_mode must be 'local' or 'closed', not '{other}'"),
+        };
+        let counters = match raw
+            .redis_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            None => gatehouse_gateway::limits::CounterBackend::Local,
+            Some(list) => {
+                let urls: Vec<String> = list.split(',').map(|u| u.trim().to_owned()).collect();
+                if let Some(bad) = urls
+                    .iter()
+                    .find(|u| !(u.starts_with("redis://") || u.starts_with("rediss://")))
+                {
+                    bail!("redis_url must be redis://host:port (or rediss://), not '{bad}'");
+                }
+                gatehouse_gateway::limits::CounterBackend::Redis { urls, failure_mode }
+            }
+        };
+        if let Some(u) = &raw.database_url
+            && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
+        {
+            bail!("database_url must be a postgres:// URL (leave it out for the embedded SQLite)");
+        }
         if raw.worker_threads == Some(0) {
             bail!("worker_threads must be at least 1");
         }
@@ -234,6 +279,8 @@ impl Config {
             jwks,
             jwt_token_cache_size: raw.jwt_token_cache_size.unwrap_or(DEFAULT_TOKEN_CACHE_SIZE),
             worker_threads: raw.worker_threads,
+            database_url: raw.database_url,
+            counters,
             oauth_redirect_uri_separator: raw
                 .oauth_redirect_uri_separator
                 .filter(|s| !s.is_empty())

@@ -34,6 +34,13 @@ enum Command {
     /// On the first start an admin API key is generated and printed once (unless
     /// GATEHOUSE_ADMIN_KEY is set); only its hash is stored.
     Serve(CommonArgs),
+    /// Run only the gateway (data plane): reads the configuration from the database (shared
+    /// PostgreSQL with --database-url, or the SQLite in --data-dir), counters in Redis with
+    /// --redis-url. No admin API, no portal.
+    Gateway(CommonArgs),
+    /// Run only the dashboard: the admin API (:3000) and the developer portal (:3001), writing
+    /// to the database that the gateway nodes read.
+    Dashboard(CommonArgs),
     /// Import configuration from another gateway.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -119,6 +126,18 @@ struct CommonArgs {
     /// Worker threads (default: one per core). [env: GATEHOUSE_WORKER_THREADS]
     #[arg(long, value_name = "N")]
     worker_threads: Option<usize>,
+    /// PostgreSQL instead of the embedded SQLite: postgres://user:pass@host/db.
+    /// [env: GATEHOUSE_DATABASE_URL]
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Redis for rate limits and quotas shared by all gateway nodes: redis://host:6379, or
+    /// several comma-separated URLs for a Redis Cluster. [env: GATEHOUSE_REDIS_URL]
+    #[arg(long, value_name = "URL")]
+    redis_url: Option<String>,
+    /// When Redis cannot be reached: local (count on this node, the default) or closed (503).
+    /// [env: GATEHOUSE_REDIS_FAILURE_MODE]
+    #[arg(long, value_name = "MODE")]
+    redis_failure_mode: Option<String>,
     /// Separates redirect URIs typed as one string in the portal. [default: ;]
     /// [env: GATEHOUSE_OAUTH_REDIRECT_URI_SEPARATOR]
     #[arg(long, value_name = "SEP")]
@@ -149,6 +168,9 @@ impl CommonArgs {
             jwt_token_cache_size: self.jwt_token_cache_size,
             worker_threads: self.worker_threads,
             oauth_redirect_uri_separator: self.oauth_redirect_uri_separator.clone(),
+            database_url: self.database_url.clone(),
+            redis_url: self.redis_url.clone(),
+            redis_failure_mode: self.redis_failure_mode.clone(),
             log_format: self.log_format.clone(),
             log_level: self.log_level.clone(),
         };
@@ -195,12 +217,9 @@ fn main() -> ExitCode {
                 Err(e) => Err(anyhow::anyhow!("cannot render the OpenAPI document: {e}")),
             }
         }
-        Command::Serve(args) => args.resolve().and_then(|cfg| {
-            init_logging(&cfg);
-            runtime(cfg.worker_threads)?
-                .block_on(serve::serve(cfg))
-                .map(|()| ExitCode::SUCCESS)
-        }),
+        Command::Serve(args) => run_roles(&args, serve::Roles::ALL),
+        Command::Gateway(args) => run_roles(&args, serve::Roles::GATEWAY),
+        Command::Dashboard(args) => run_roles(&args, serve::Roles::DASHBOARD),
         Command::Import(ImportCommand::Tyk { dir, json, common }) => {
             common.resolve().and_then(|cfg| {
                 init_logging(&cfg);
@@ -220,6 +239,14 @@ fn main() -> ExitCode {
 /// The async runtime: one worker per core by default. With one worker thread, a current-thread
 /// runtime (the whole process on one core, like one nginx worker) avoids the work-stealing
 /// scheduler's bookkeeping.
+fn run_roles(args: &CommonArgs, roles: serve::Roles) -> anyhow::Result<ExitCode> {
+    let cfg = args.resolve()?;
+    init_logging(&cfg);
+    runtime(cfg.worker_threads)?
+        .block_on(serve::serve(cfg, roles))
+        .map(|()| ExitCode::SUCCESS)
+}
+
 fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut b = match workers {
         Some(1) => tokio::runtime::Builder::new_current_thread(),

@@ -26,6 +26,12 @@ use crate::config::Config;
 const ADMIN_KEY_SETTING: &str = "admin_key_sha256";
 
 async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(url) = &cfg.database_url {
+        anyhow::bail!(
+            "database_url is set ({}) but this build has no PostgreSQL store yet",
+            url.split('@').next_back().unwrap_or("postgres")
+        );
+    }
     let store = SqliteStore::open(&cfg.data_dir).await.with_context(|| {
         format!(
             "cannot open the database in {} (set --data-dir or GATEHOUSE_DATA_DIR)",
@@ -84,118 +90,166 @@ fn url_of(addr: std::net::SocketAddr) -> String {
     format!("http://{host}:{}", addr.port())
 }
 
-/// Runs every role in this process until SIGINT or SIGTERM.
-pub async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let store = open_store(&cfg).await?;
-    let (key, shown_once) = admin_key(store.as_ref()).await?;
+/// Which roles this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// The data plane (:8080).
+    pub gateway: bool,
+    /// The admin API and the developer portal (:3000, :3001).
+    pub dashboard: bool,
+}
 
+impl Roles {
+    /// `gatehouse serve`.
+    pub const ALL: Roles = Roles {
+        gateway: true,
+        dashboard: true,
+    };
+    /// `gatehouse gateway`.
+    pub const GATEWAY: Roles = Roles {
+        gateway: true,
+        dashboard: false,
+    };
+    /// `gatehouse dashboard`.
+    pub const DASHBOARD: Roles = Roles {
+        gateway: false,
+        dashboard: true,
+    };
+}
+
+/// Runs the given roles in this process until SIGINT or SIGTERM.
+pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
+    let store = open_store(&cfg).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut tasks = Vec::new();
+    let mut banner = Vec::new();
+
+    // The gateway's configuration view, kept current by the watcher.
     let deps = AuthDeps {
         jwks: JwksCache::new(cfg.jwks.clone()).context("cannot set up the JWKS cache")?,
         tokens: VerifiedTokenCache::new(cfg.jwt_token_cache_size),
     };
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
-    let watcher = ConfigWatcher::new(
-        Arc::clone(&store),
-        Arc::clone(&snapshot),
-        deps.clone(),
-        cfg.config_poll_interval,
-    );
-    watcher
-        .reload()
-        .await
-        .context("cannot load the configuration")?;
-    tokio::spawn(Arc::clone(&watcher).run());
-
-    let limiters = Limiters::local(Arc::clone(&store))
-        .await
-        .context("cannot load the quota counters")?;
-    let gateway = Gateway::new(cfg.gateway.clone(), Arc::clone(&snapshot), limiters.clone());
-    let sync = Arc::clone(&watcher);
-    let control = Control::new(
-        Arc::clone(&store),
-        Arc::new(move || {
-            let w = Arc::clone(&sync);
-            Box::pin(async move { w.sync().await })
-        }),
-    );
-    let secrets = Arc::new(
-        SecretBox::load_or_create(
-            &cfg.data_dir,
-            std::env::var("GATEHOUSE_SECRET_KEY").ok().as_deref(),
-        )
-        .context("cannot load the key that encrypts secrets at rest")?,
-    );
-    let portal_sync = Arc::clone(&watcher);
-    let portal = Portal::new(
-        Arc::clone(&store),
-        secrets,
-        Arc::new(move || {
-            let w = Arc::clone(&portal_sync);
-            Box::pin(async move { w.sync().await })
-        }),
-        cfg.oauth_redirect_uri_separator.clone(),
-        Duration::from_secs(10),
-    );
-    let admin = gatehouse_admin_api::router(AdminState {
-        portal: Arc::clone(&portal),
-        control,
-        key: Arc::new(key),
-        hooks: Arc::new(ProcessHooks {
-            snapshot: Arc::clone(&snapshot),
-            deps: deps.clone(),
-        }),
-    });
-
-    let gw_listener = bind(cfg.gateway_listen, "gateway", "gateway-listen").await?;
-    let dash_listener = bind(cfg.dashboard_listen, "dashboard", "dashboard-listen").await?;
-    let portal_listener = bind(cfg.portal_listen, "developer portal", "portal-listen").await?;
-
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
+    let mut limiters = None;
+    let watcher = if roles.gateway {
+        let watcher = ConfigWatcher::new(
+            Arc::clone(&store),
+            Arc::clone(&snapshot),
+            deps.clone(),
+            cfg.config_poll_interval,
+        );
+        watcher
+            .reload()
+            .await
+            .context("cannot load the configuration")?;
+        tokio::spawn(Arc::clone(&watcher).run());
+        let l = Limiters::new(&cfg.counters, Arc::clone(&store))
+            .await
+            .context("cannot set up rate limits and quotas")?;
+        let gateway = Gateway::new(cfg.gateway.clone(), Arc::clone(&snapshot), l.clone());
+        limiters = Some(l);
+        let listener = bind(cfg.gateway_listen, "gateway", "gateway-listen").await?;
+        tasks.push(tokio::spawn(gatehouse_gateway::server::serve(
+            listener,
+            gateway,
+            cfg.gateway.client_header_timeout,
+            stopped(stop_rx.clone()),
+        )));
+        banner.push(format!("Gateway:   {}", url_of(cfg.gateway_listen)));
+        Some(watcher)
+    } else {
+        None
     };
 
-    let gw = tokio::spawn(gatehouse_gateway::server::serve(
-        gw_listener,
-        gateway,
-        cfg.gateway.client_header_timeout,
-        stopped(stop_rx.clone()),
-    ));
-    let dash = tokio::spawn(
-        axum::serve(dash_listener, admin)
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
-    );
-    let portal = tokio::spawn(
-        axum::serve(
+    let mut shown_once = None;
+    if roles.dashboard {
+        let (key, shown) = admin_key(store.as_ref()).await?;
+        shown_once = shown;
+        // In one process an admin write returns once the gateway serves it; dashboard-only
+        // processes leave it to the gateway nodes, which watch the configuration version.
+        let on_change: gatehouse_admin_api::ChangeHook = match &watcher {
+            Some(w) => {
+                let w = Arc::clone(w);
+                Arc::new(move || {
+                    let w = Arc::clone(&w);
+                    Box::pin(async move { w.sync().await })
+                })
+            }
+            None => no_hook(),
+        };
+        let control = Control::new(Arc::clone(&store), on_change.clone());
+        let secrets = Arc::new(
+            SecretBox::load_or_create(
+                &cfg.data_dir,
+                std::env::var("GATEHOUSE_SECRET_KEY").ok().as_deref(),
+            )
+            .context("cannot load the key that encrypts secrets at rest")?,
+        );
+        let portal = Portal::new(
+            Arc::clone(&store),
+            secrets,
+            on_change,
+            cfg.oauth_redirect_uri_separator.clone(),
+            Duration::from_secs(10),
+        );
+        let admin = gatehouse_admin_api::router(AdminState {
+            portal: Arc::clone(&portal),
+            control,
+            key: Arc::new(key),
+            hooks: Arc::new(ProcessHooks {
+                snapshot: Arc::clone(&snapshot),
+                deps: deps.clone(),
+            }),
+        });
+        let dash_listener = bind(cfg.dashboard_listen, "dashboard", "dashboard-listen").await?;
+        let portal_listener = bind(cfg.portal_listen, "developer portal", "portal-listen").await?;
+        let dash =
+            axum::serve(dash_listener, admin).with_graceful_shutdown(stopped(stop_rx.clone()));
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = dash.await {
+                tracing::error!(error = %e, "the dashboard listener failed");
+            }
+        }));
+        let portal_srv = axum::serve(
             portal_listener,
             portal_api::router(PortalApi {
                 portal,
                 secure_cookies: false,
             }),
         )
-        .with_graceful_shutdown(stopped(stop_rx.clone()))
-        .into_future(),
-    );
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = portal_srv.await {
+                tracing::error!(error = %e, "the portal listener failed");
+            }
+        }));
+        banner.push(format!(
+            "Dashboard: {}  (admin API under /api/)",
+            url_of(cfg.dashboard_listen)
+        ));
+        banner.push(format!("Portal:    {}", url_of(cfg.portal_listen)));
+    }
 
     if let Some(secret) = shown_once {
         println!("Admin API key (shown only once, store it now): {secret}");
     }
-    println!("Gateway:   {}", url_of(cfg.gateway_listen));
-    println!(
-        "Dashboard: {}  (admin API under /api/)",
-        url_of(cfg.dashboard_listen)
-    );
-    println!("Portal:    {}", url_of(cfg.portal_listen));
-    tracing::info!(data_dir = %cfg.data_dir.display(), "gatehouse is running");
+    for line in banner {
+        println!("{line}");
+    }
+    tracing::info!(?roles, "gatehouse is running");
 
     shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");
     let _ = stop_tx.send(true);
-    let _ = gw.await;
-    let _ = dash.await;
-    let _ = portal.await;
-    if let Err(e) = gatehouse_ratelimit::QuotaCounter::flush(limiters.quota.as_ref()).await {
+    for t in tasks {
+        let _ = t.await;
+    }
+    if let Some(l) = limiters
+        && let Err(e) = gatehouse_ratelimit::QuotaCounter::flush(l.local_quota.as_ref()).await
+    {
         tracing::error!(error = %e, "could not save the quota counters");
     }
     Ok(())

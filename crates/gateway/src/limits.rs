@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use gatehouse_ratelimit::{
-    LimitError, LocalQuotaCounter, LocalRateLimiter, LocalSessionLimiter, QuotaConfig,
-    QuotaPersistence, QuotaRecord, RateLimiterConfig,
+    FailoverConfig, FailoverRateLimiter, FailoverSessionLimiter, FailureMode, LimitError,
+    LocalQuotaCounter, LocalRateLimiter, LocalSessionLimiter, MemoryQuotaPersistence, QuotaConfig,
+    QuotaPersistence, QuotaRecord, RateLimiter, RateLimiterConfig, RedisBackend, RedisConfig,
+    RedisRateLimiter, RedisSessionLimiter, SessionLimiter,
 };
 use gatehouse_store::{QuotaRow, Store};
 
@@ -58,30 +60,84 @@ impl QuotaPersistence for StoreQuotaPersistence {
     }
 }
 
+/// Where rate-limit and quota counters live.
+#[derive(Debug, Clone)]
+pub enum CounterBackend {
+    /// In this process (one gateway node); quota counters persisted in the store.
+    Local,
+    /// In Redis, shared by every gateway node: a single URL, or several URLs of a Redis Cluster.
+    Redis {
+        /// `redis://…` / `rediss://…` URLs (more than one: cluster nodes).
+        urls: Vec<String>,
+        /// What to do while Redis cannot be reached.
+        failure_mode: FailureMode,
+    },
+}
+
 /// The limiters of one gateway process.
 #[derive(Clone)]
 pub struct Limiters {
     /// API-wide `global_rate_limit`s.
-    pub global: Arc<LocalRateLimiter>,
+    pub global: Arc<dyn RateLimiter>,
     /// Sessions' rate limits and quotas, decided together.
-    pub sessions: Arc<LocalSessionLimiter>,
-    /// The quota counter (flushed on shutdown).
-    pub quota: Arc<LocalQuotaCounter>,
+    pub sessions: Arc<dyn SessionLimiter>,
+    /// The local quota counter (flushed on shutdown).
+    pub local_quota: Arc<LocalQuotaCounter>,
+    /// Fallback statistics when Redis is used.
+    pub failover: Option<Arc<FailoverSessionLimiter>>,
 }
 
 impl Limiters {
-    /// Local limiters whose quota counters are loaded from, and flushed to, `store`.
-    pub async fn local(store: Arc<dyn Store>) -> Result<Self, LimitError> {
-        let rate = Arc::new(LocalRateLimiter::new(RateLimiterConfig::default()));
-        let quota = LocalQuotaCounter::load(
-            Arc::new(StoreQuotaPersistence::new(store)),
-            QuotaConfig::default(),
-        )
-        .await?;
-        Ok(Self {
-            global: Arc::new(LocalRateLimiter::new(RateLimiterConfig::default())),
-            sessions: Arc::new(LocalSessionLimiter::new(rate, Arc::clone(&quota))),
-            quota,
-        })
+    /// Limiters on `backend`. Local quota counters are loaded from, and flushed to, `store` (with
+    /// Redis they only serve as the fallback, and are kept in memory).
+    pub async fn new(backend: &CounterBackend, store: Arc<dyn Store>) -> Result<Self, LimitError> {
+        let persistence: Arc<dyn QuotaPersistence> = match backend {
+            CounterBackend::Local => Arc::new(StoreQuotaPersistence::new(store)),
+            CounterBackend::Redis { .. } => Arc::new(MemoryQuotaPersistence::new()),
+        };
+        let local_rate = Arc::new(LocalRateLimiter::new(RateLimiterConfig::default()));
+        let local_quota = LocalQuotaCounter::load(persistence, QuotaConfig::default()).await?;
+        let local_sessions: Arc<dyn SessionLimiter> = Arc::new(LocalSessionLimiter::new(
+            local_rate,
+            Arc::clone(&local_quota),
+        ));
+        let local_global: Arc<dyn RateLimiter> =
+            Arc::new(LocalRateLimiter::new(RateLimiterConfig::default()));
+        match backend {
+            CounterBackend::Local => Ok(Self {
+                global: local_global,
+                sessions: local_sessions,
+                local_quota,
+                failover: None,
+            }),
+            CounterBackend::Redis { urls, failure_mode } => {
+                let cfg = RedisConfig::default();
+                let redis = if urls.len() > 1 {
+                    RedisBackend::cluster(urls, cfg)?
+                } else {
+                    RedisBackend::from_url(&urls[0], cfg)?
+                };
+                let fo = FailoverConfig {
+                    mode: *failure_mode,
+                    ..FailoverConfig::default()
+                };
+                let sessions = Arc::new(FailoverSessionLimiter::new(
+                    Arc::new(RedisSessionLimiter::new(redis.clone())),
+                    local_sessions,
+                    fo,
+                ));
+                let global = Arc::new(FailoverRateLimiter::new(
+                    Arc::new(RedisRateLimiter::new(redis)),
+                    local_global,
+                    fo,
+                ));
+                Ok(Self {
+                    global,
+                    sessions: sessions.clone(),
+                    local_quota,
+                    failover: Some(sessions),
+                })
+            }
+        }
     }
 }

@@ -105,13 +105,13 @@ impl Gateway {
         // The API-wide limit comes first: it protects the upstream and the token checks alike.
         if let Some(limit) = Limit::from_tyk(def.global_rate_limit.rate, def.global_rate_limit.per)
         {
-            let key = format!("rate-limit-api-{}", def.api_id);
-            match self.limiters.global.check_now(&key, limit) {
+            let key = format!("rate-limit-api-{{{}}}", def.api_id);
+            match self.limiters.global.check(&key, limit).await {
                 Ok(d) if !d.allowed => {
                     return Err(too_many("API Rate Limit Exceeded", d.retry_after_secs()));
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "API rate limit unavailable; admitting"),
+                Err(e) => return Err(limits_unavailable(&e)),
             }
         }
 
@@ -158,7 +158,7 @@ impl Gateway {
                     req.method().as_str(),
                 )
                 .await?;
-                limit_headers = self.session_limits(def, &ctx)?;
+                limit_headers = self.session_limits(def, &ctx).await?;
                 if def.strip_auth_data {
                     let (parts, body) = req.into_parts();
                     let mut parts = parts;
@@ -176,7 +176,7 @@ impl Gateway {
 
     /// The session's rate limit and quota on this API; returns the decision for the
     /// `X-RateLimit-*` headers.
-    fn session_limits(
+    async fn session_limits(
         &self,
         def: &gatehouse_domain::api::ApiDefinition,
         ctx: &auth::AuthContext,
@@ -198,19 +198,19 @@ impl Gateway {
         if rate.is_none() && quota.is_none() {
             return Ok(None);
         }
-        let who = format!("{}{}:{}", scope, def.org_id, ctx.identity);
+        // The identity in braces: a Redis Cluster hash tag, so both keys share a slot.
+        let who = format!("{scope}{{{}:{}}}", def.org_id, ctx.identity);
         let rate_key = format!("rate-limit-{who}");
         let quota_key = format!("quota-{who}");
-        let d = match self.limiters.sessions.check_now(
-            rate.map(|l| (rate_key.as_str(), l)),
-            quota.map(|q| (quota_key.as_str(), q)),
-        ) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "session limits unavailable; admitting");
-                return Ok(None);
-            }
-        };
+        let d = self
+            .limiters
+            .sessions
+            .check(
+                rate.map(|l| (rate_key.as_str(), l)),
+                quota.map(|q| (quota_key.as_str(), q)),
+            )
+            .await
+            .map_err(|e| limits_unavailable(&e))?;
         let header = d.header_decision(HeaderSource::Quota).copied();
         match d.verdict {
             Verdict::Allowed => Ok(header),
@@ -327,6 +327,22 @@ impl Gateway {
     /// Tyk's health answer.
     fn hello(&self) -> Response<GatewayBody> {
         let snap = self.snapshot.load();
+        let counters = match &self.limiters.failover {
+            None => {
+                serde_json::json!({"status": "pass", "componentType": "datastore", "backend": "local"})
+            }
+            Some(f) => {
+                let st = f.stats();
+                serde_json::json!({
+                    "status": if st.backend_up { "pass" } else { "warn" },
+                    "componentType": "datastore",
+                    "backend": "redis",
+                    "up": st.backend_up,
+                    "fallbacks": st.fallbacks,
+                    "unavailable": st.unavailable,
+                })
+            }
+        };
         let body = serde_json::json!({
             "status": "pass",
             "version": env!("CARGO_PKG_VERSION"),
@@ -338,6 +354,7 @@ impl Gateway {
                     "version": snap.version,
                     "apis": snap.routes.len(),
                 },
+                "counters": counters,
                 "uptime_seconds": self.started.elapsed().as_secs(),
             }
         });
@@ -348,6 +365,18 @@ impl Gateway {
         );
         resp
     }
+}
+
+/// The limiters failed: with Redis in `closed` mode this is the 503 the operator asked for;
+/// otherwise (a full local table) the request is refused rather than admitted unchecked.
+fn limits_unavailable(e: &gatehouse_ratelimit::LimitError) -> GatewayError {
+    tracing::warn!(error = %e, "rate limit or quota could not be checked");
+    GatewayError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "rate limits cannot be checked right now; try again shortly",
+        ErrorSource::Dependency,
+    )
+    .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
 }
 
 /// 429 with `Retry-After`.

@@ -3,22 +3,32 @@
 //! Callers see one trait, [`Store`], with narrow async operations on whole JSON documents (API
 //! definitions, policies), settings and quota counters. Only this crate knows SQL. The embedded
 //! default is [`SqliteStore`] (a file in the data directory, WAL mode, `synchronous=FULL`, so a
-//! committed change survives `kill -9`); a PostgreSQL implementation can be added behind the same
-//! trait without touching callers.
+//! committed change survives `kill -9`); [`PostgresStore`] implements the same trait, with the same
+//! semantics, for several nodes sharing one database.
+//!
+//! [`PostgresStore`] (`--database-url postgres://…`) keeps documents as JSON text, so they read back
+//! exactly as written (key order included), and makes concurrent writers from several nodes safe:
+//! each configuration change locks and bumps the version row first, which serialises configuration
+//! writes across nodes, and the UNIQUE constraints map to the same [`StoreError::Conflict`] as the
+//! checks. Each version bump also sends `NOTIFY gatehouse_config, '<version>'` at commit;
+//! [`PostgresStore::listen_config_changes`] yields those versions, so gateways need not poll.
+//! Migrations run under an advisory lock, so nodes may start at once.
 //!
 //! Every configuration change bumps a version number in the same transaction
 //! ([`Store::config_version`]); gateways poll it to learn that they must reload.
 //!
 //! Schema migrations are plain SQL files in `migrations/<backend>/NNNN_name.sql`, embedded in the
-//! binary and applied in order at start ([`SqliteStore::open`]); the applied versions are recorded
-//! in `schema_migrations`.
+//! binary and applied in order at start ([`SqliteStore::open`], [`PostgresStore::connect`]); the
+//! applied versions are recorded in `schema_migrations`.
 
+mod postgres;
 pub mod secrets;
 mod sqlite;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
+pub use postgres::PostgresStore;
 pub use secrets::SecretBox;
 pub use sqlite::SqliteStore;
 

@@ -30,6 +30,8 @@ pub struct Server {
     http: reqwest::Client,
     /// When set, the server's log (stderr, at debug level) goes to this file.
     pub log_file: Option<PathBuf>,
+    /// `serve`, `gateway` or `dashboard`.
+    pub role: &'static str,
 }
 
 impl Drop for Server {
@@ -65,8 +67,28 @@ impl Server {
                 .build()
                 .unwrap(),
             log_file: None,
+            role: "serve",
         };
         s.spawn(admin_key);
+        s
+    }
+
+    /// Starts one role (`gateway` or `dashboard`) on a shared data directory.
+    pub fn start_role(role: &'static str, data_dir: &Path, extra: &[&str]) -> Server {
+        let mut s = Server {
+            child: None,
+            data_dir: data_dir.to_owned(),
+            gateway_port: free_port(),
+            dashboard_port: free_port(),
+            portal_port: free_port(),
+            admin_key: ADMIN_KEY.to_owned(),
+            stdout_lines: Vec::new(),
+            extra_args: extra.iter().map(|s| (*s).to_owned()).collect(),
+            http: reqwest::Client::new(),
+            log_file: None,
+            role,
+        };
+        s.spawn(Some(ADMIN_KEY));
         s
     }
 
@@ -84,6 +106,7 @@ impl Server {
             extra_args: extra.iter().map(|s| (*s).to_owned()).collect(),
             http: reqwest::Client::new(),
             log_file: Some(data_dir.join("server.log")),
+            role: "serve",
         };
         s.spawn(Some(ADMIN_KEY));
         s
@@ -103,7 +126,7 @@ impl Server {
 
     fn spawn(&mut self, admin_key: Option<&str>) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-        cmd.arg("serve")
+        cmd.arg(self.role)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--gateway-listen")
@@ -153,7 +176,11 @@ impl Server {
             if let Some(k) = line.strip_prefix("Admin API key (shown only once, store it now): ") {
                 self.admin_key = k.trim().to_owned();
             }
-            let done = line.starts_with("Portal:");
+            let done = if self.role == "gateway" {
+                line.starts_with("Gateway:")
+            } else {
+                line.starts_with("Portal:")
+            };
             self.stdout_lines.push(line);
             if done {
                 break;
