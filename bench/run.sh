@@ -31,6 +31,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_http() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$1" && return 0; sleep 0.05; done; echo "bench: $1 did not come up" >&2; exit 1; }
 
 up=$(free_port); proxy=$(free_port); gw=$(free_port); dash=$(free_port); portal=$(free_port); gw_nocache=$(free_port); dash2=$(free_port); portal2=$(free_port)
+gw_redis=$(free_port); dash3=$(free_port); portal3=$(free_port); redis_port=$(free_port)
 
 # Upstream on core 1, nginx proxy on core 0 (separate nginx instances so each can be pinned).
 taskset -c 1 scripts/nginx-upstream.sh "$work/up" "$up" & pids+=($!)
@@ -66,10 +67,18 @@ start_gw() { # port dash portal datadir extra...
 }
 start_gw "$gw" "$dash" "$portal" "$work/gh"
 start_gw "$gw_nocache" "$dash2" "$portal2" "$work/gh2" --jwt-token-cache-size 0
+# Redis for the shared-counters row, on core 1 like the other helpers.
+if command -v redis-server >/dev/null; then
+  taskset -c 1 redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no > /dev/null 2>&1 & pids+=($!)
+  for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  start_gw "$gw_redis" "$dash3" "$portal3" "$work/gh3" --redis-url "redis://127.0.0.1:$redis_port"
+fi
 wait_http "http://127.0.0.1:$up/"; wait_http "http://127.0.0.1:$proxy/"
 
 admin() { curl -fsS -X POST "http://127.0.0.1:$1/api/$2" -H "Authorization: Bearer $key" -d "$3" >/dev/null; }
-for d in "$dash" "$dash2"; do
+dashes=("$dash" "$dash2")
+[ -f "$work/gh3.out" ] && dashes+=("$dash3")
+for d in "${dashes[@]}"; do
   admin "$d" apis "{\"name\":\"keyless\",\"api_id\":\"keyless\",\"use_keyless\":true,\"proxy\":{\"listen_path\":\"/keyless/\",\"target_url\":\"http://127.0.0.1:$up\",\"strip_listen_path\":true}}"
   admin "$d" apis "{\"name\":\"jwt\",\"api_id\":\"jwt\",\"enable_jwt\":true,\"jwt_signing_method\":\"rsa\",\"jwt_source\":\"$jwks\",\"jwt_identity_base_field\":\"sub\",\"jwt_policy_field_name\":\"pol\",\"proxy\":{\"listen_path\":\"/jwt/\",\"target_url\":\"http://127.0.0.1:$up\",\"strip_listen_path\":true}}"
   admin "$d" apis "{\"name\":\"limited\",\"api_id\":\"limited\",\"enable_jwt\":true,\"jwt_signing_method\":\"rsa\",\"jwt_source\":\"$jwks\",\"jwt_identity_base_field\":\"sub\",\"jwt_policy_field_name\":\"pol\",\"proxy\":{\"listen_path\":\"/limited/\",\"target_url\":\"http://127.0.0.1:$up\",\"strip_listen_path\":true}}"
@@ -103,6 +112,7 @@ for u in "http://127.0.0.1:$proxy/x" "http://127.0.0.1:$gw/keyless/x"; do curl -
 curl -fs -o /dev/null -H "Authorization: Bearer $tok_jwt" "http://127.0.0.1:$gw/jwt/x"
 curl -fs -o /dev/null -H "Authorization: Bearer $tok_limited" "http://127.0.0.1:$gw/limited/x"
 curl -fs -o /dev/null -H "Authorization: Bearer $tok_jwt" "http://127.0.0.1:$gw_nocache/jwt/x"
+[ -f "$work/gh3.out" ] && curl -fs -o /dev/null -H "Authorization: Bearer $tok_limited" "http://127.0.0.1:$gw_redis/limited/x"
 
 results="$work/results.tsv"
 : > "$results"
@@ -132,6 +142,9 @@ run keyless "http://127.0.0.1:$gw/keyless/x"
 BENCH_TOKEN=$tok_jwt run jwt-reused-token "http://127.0.0.1:$gw/jwt/x" "$work/token.lua"
 BENCH_TOKENS="$work/tokens.txt" run jwt-fresh-token "http://127.0.0.1:$gw_nocache/jwt/x" "$work/pool.lua"
 BENCH_TOKEN=$tok_limited run jwt-rate-limit-quota "http://127.0.0.1:$gw/limited/x" "$work/token.lua"
+if [ -f "$work/gh3.out" ]; then
+  BENCH_TOKEN=$tok_limited run jwt-limits-redis "http://127.0.0.1:$gw_redis/limited/x" "$work/token.lua"
+fi
 
 echo
 echo "| row | req/s | p50 ms | p99 ms | req/s vs nginx | p99 vs nginx | errors |"
