@@ -185,6 +185,8 @@ pub struct Config {
     pub oauth_redirect_uri_separator: String,
     /// PostgreSQL URL; `None` = SQLite in the data directory.
     pub database_url: Option<String>,
+    /// The admin key chosen by the operator (`GATEHOUSE_ADMIN_KEY`, environment only).
+    pub admin_key: Option<String>,
     /// Where counters live.
     pub counters: gatehouse_gateway::limits::CounterBackend,
     /// Log format.
@@ -280,6 +282,7 @@ impl Config {
             jwt_token_cache_size: raw.jwt_token_cache_size.unwrap_or(DEFAULT_TOKEN_CACHE_SIZE),
             worker_threads: raw.worker_threads,
             database_url: raw.database_url,
+            admin_key: None,
             counters,
             oauth_redirect_uri_separator: raw
                 .oauth_redirect_uri_separator

@@ -43,14 +43,15 @@ async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
 
 /// The admin key: from `GATEHOUSE_ADMIN_KEY` (its hash is stored), else the stored hash, else a
 /// new random key whose hash is stored and which is returned so it can be shown once.
-async fn admin_key(store: &dyn Store) -> anyhow::Result<(AdminKey, Option<String>)> {
-    if let Ok(k) = std::env::var("GATEHOUSE_ADMIN_KEY")
-        && !k.is_empty()
-    {
+async fn admin_key(
+    store: &dyn Store,
+    configured: Option<&str>,
+) -> anyhow::Result<(AdminKey, Option<String>)> {
+    if let Some(k) = configured {
         if k.len() < 16 {
             anyhow::bail!("GATEHOUSE_ADMIN_KEY must be at least 16 characters");
         }
-        let key = AdminKey::from_key(&k);
+        let key = AdminKey::from_key(k);
         store
             .put_setting(ADMIN_KEY_SETTING, &key.hex_digest())
             .await?;
@@ -166,7 +167,7 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
 
     let mut shown_once = None;
     if roles.dashboard {
-        let (key, shown) = admin_key(store.as_ref()).await?;
+        let (key, shown) = admin_key(store.as_ref(), cfg.admin_key.as_deref()).await?;
         shown_once = shown;
         // In one process an admin write returns once the gateway serves it; dashboard-only
         // processes leave it to the gateway nodes, which watch the configuration version.

@@ -3,6 +3,7 @@
 
 mod cluster;
 mod dcr;
+mod demo;
 mod foundation;
 mod harness;
 mod jwt;
