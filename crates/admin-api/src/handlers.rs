@@ -17,7 +17,7 @@ use crate::control::{TykBundle, WriteResult};
 use crate::error::{ApiError, ErrorBody};
 
 /// Parses a JSON body, answering 400 with the position of the syntax error.
-fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+pub(crate) fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_field(
             "",

@@ -16,18 +16,8 @@ use gatehouse_store::{WriteMode, WriteOutcome};
 
 use crate::AdminState;
 use crate::error::{ApiError, ErrorBody};
+use crate::handlers::parse_json;
 use crate::portal::developer_view;
-
-fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
-    if body.is_empty() {
-        return Err(ApiError::bad_field(
-            "",
-            "the request body is empty; send a JSON object",
-        ));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_field("", format!("the request body is not valid JSON: {e}")))
-}
 
 fn written(outcome: WriteOutcome, body: Value) -> impl IntoResponse {
     let status = match outcome {

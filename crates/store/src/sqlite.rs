@@ -149,6 +149,24 @@ impl SqliteStore {
     }
 }
 
+/// Applies a [`WriteMode`]: creating an existing document is a conflict on `field`, replacing a
+/// missing one is `NotFound`.
+fn check_mode(
+    mode: WriteMode,
+    exists: bool,
+    field: &'static str,
+    message: impl FnOnce() -> String,
+) -> Result<(), StoreError> {
+    match (mode, exists) {
+        (WriteMode::Create, true) => Err(StoreError::Conflict {
+            field,
+            message: message(),
+        }),
+        (WriteMode::Replace, false) => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
+}
+
 /// Takes the write lock at once (the first statement of the transaction writes) and records the
 /// change, so a reader that sees the new version also sees the change.
 async fn bump_version(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<(), StoreError> {
@@ -204,16 +222,9 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_err)?;
-        match (mode, exists.is_some()) {
-            (WriteMode::Create, true) => {
-                return Err(StoreError::Conflict {
-                    field: "api_id",
-                    message: format!("an API with api_id '{api_id}' already exists"),
-                });
-            }
-            (WriteMode::Replace, false) => return Err(StoreError::NotFound),
-            _ => {}
-        }
+        check_mode(mode, exists.is_some(), "api_id", || {
+            format!("an API with api_id '{api_id}' already exists")
+        })?;
         let taken: Option<(String, String)> =
             sqlx::query_as("SELECT api_id, name FROM apis WHERE route_key = ? AND api_id != ?")
                 .bind(route_key)
@@ -299,16 +310,9 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_err)?;
-        match (mode, exists.is_some()) {
-            (WriteMode::Create, true) => {
-                return Err(StoreError::Conflict {
-                    field: "id",
-                    message: format!("a policy with id '{id}' already exists"),
-                });
-            }
-            (WriteMode::Replace, false) => return Err(StoreError::NotFound),
-            _ => {}
-        }
+        check_mode(mode, exists.is_some(), "id", || {
+            format!("a policy with id '{id}' already exists")
+        })?;
         let now = unix_now();
         sqlx::query(
             "INSERT INTO policies (id, name, doc, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
@@ -438,16 +442,9 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_err)?;
-        match (mode, exists.is_some()) {
-            (WriteMode::Create, true) => {
-                return Err(StoreError::Conflict {
-                    field: "id",
-                    message: format!("a catalogue entry with id '{id}' already exists"),
-                });
-            }
-            (WriteMode::Replace, false) => return Err(StoreError::NotFound),
-            _ => {}
-        }
+        check_mode(mode, exists.is_some(), "id", || {
+            format!("a catalogue entry with id '{id}' already exists")
+        })?;
         let now = unix_now();
         sqlx::query(
             "INSERT INTO catalogue (id, doc, created_at, updated_at) VALUES (?, ?, ?, ?)
@@ -522,16 +519,9 @@ impl Store for SqliteStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_err)?;
-        match (mode, exists.is_some()) {
-            (WriteMode::Create, true) => {
-                return Err(StoreError::Conflict {
-                    field: "id",
-                    message: format!("a developer with id '{}' already exists", row.id),
-                });
-            }
-            (WriteMode::Replace, false) => return Err(StoreError::NotFound),
-            _ => {}
-        }
+        check_mode(mode, exists.is_some(), "id", || {
+            format!("a developer with id '{}' already exists", row.id)
+        })?;
         let taken: Option<String> =
             sqlx::query_scalar("SELECT id FROM developers WHERE email = ? AND id != ?")
                 .bind(&row.email)
