@@ -1,0 +1,488 @@
+//! The admin dashboard's pages (dashboard listener): sign-in and first-admin setup, APIs,
+//! policies, the portal catalogue, portal settings and developers.
+
+mod apis;
+mod catalogue;
+mod developers;
+mod policies;
+
+pub(crate) use catalogue::{entry_doc as catalogue_doc, place_portal_error};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use gatehouse_admin_api::Control;
+use gatehouse_admin_api::portal::Portal;
+use gatehouse_store::{Store, unix_now};
+
+use crate::form::{FieldErrors, Form};
+use crate::security::{CsrfKey, PRE_COOKIE, cookie, random_token, set_cookie, sha256_hex};
+use crate::templates::{render, static_file};
+use crate::{Flash, UiSettings, admins, merge, message_page};
+
+/// The dashboard session cookie.
+pub const COOKIE: &str = "gh_dash";
+/// Dashboard sessions last 12 hours.
+pub const SESSION_SECONDS: i64 = 12 * 3600;
+const MAX_SESSIONS: usize = 10_000;
+
+#[derive(Debug, Clone)]
+struct DashSession {
+    email: String,
+    expires_at: i64,
+    flash: Option<Flash>,
+}
+
+struct Inner {
+    control: Control,
+    portal: Arc<Portal>,
+    store: Arc<dyn Store>,
+    csrf: CsrfKey,
+    settings: UiSettings,
+    sessions: parking_lot::Mutex<HashMap<String, DashSession>>,
+    setup_lock: tokio::sync::Mutex<()>,
+}
+
+/// The dashboard pages' state.
+#[derive(Clone)]
+pub struct DashboardUi(Arc<Inner>);
+
+/// A signed-in admin, for one request.
+pub(crate) struct Admin {
+    token: String,
+    email: String,
+    csrf: String,
+}
+
+impl DashboardUi {
+    /// The dashboard over the control plane and the portal service. Loads (or creates) the CSRF
+    /// key and creates the first admin from [`UiSettings::initial_admin`] when none exists.
+    pub async fn new(
+        control: Control,
+        portal: Arc<Portal>,
+        settings: UiSettings,
+    ) -> anyhow::Result<Self> {
+        let store = Arc::clone(control.store());
+        let csrf = CsrfKey::load_or_create(store.as_ref()).await?;
+        if let Some((email, password)) = &settings.initial_admin {
+            match admins::add(store.as_ref(), email, password, true).await {
+                Ok(true) => {
+                    tracing::info!(email = %email, "dashboard admin created from the environment")
+                }
+                Ok(false) => {}
+                Err(e) => anyhow::bail!("GATEHOUSE_ADMIN_EMAIL / GATEHOUSE_ADMIN_PASSWORD: {e}"),
+            }
+        }
+        Ok(Self(Arc::new(Inner {
+            control,
+            portal,
+            store,
+            csrf,
+            settings,
+            sessions: parking_lot::Mutex::new(HashMap::new()),
+            setup_lock: tokio::sync::Mutex::new(()),
+        })))
+    }
+
+    pub(crate) fn control(&self) -> &Control {
+        &self.0.control
+    }
+
+    pub(crate) fn portal(&self) -> &Arc<Portal> {
+        &self.0.portal
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.0.store
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.0.settings.fetch_timeout
+    }
+
+    fn session(&self, headers: &HeaderMap) -> Option<Admin> {
+        let token = cookie(headers, COOKIE)?;
+        let key = sha256_hex(&token);
+        let now = unix_now();
+        let mut map = self.0.sessions.lock();
+        match map.get(&key) {
+            Some(s) if s.expires_at > now => {
+                let email = s.email.clone();
+                drop(map);
+                let csrf = self.0.csrf.token("dash", &token);
+                Some(Admin { token, email, csrf })
+            }
+            Some(_) => {
+                map.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// The signed-in admin, or a redirect to the sign-in (or setup) page.
+    pub(crate) async fn admin(&self, headers: &HeaderMap) -> Result<Admin, Response> {
+        if let Some(a) = self.session(headers) {
+            return Ok(a);
+        }
+        let none = admins::list(self.0.store.as_ref())
+            .await
+            .map(|l| l.is_empty())
+            .unwrap_or(false);
+        Err(Redirect::to(if none { "/setup" } else { "/login" }).into_response())
+    }
+
+    /// The admin of a POST, whose CSRF token must match.
+    pub(crate) async fn admin_post(
+        &self,
+        headers: &HeaderMap,
+        form: &Form,
+    ) -> Result<Admin, Response> {
+        let a = self.admin(headers).await?;
+        if !self.0.csrf.verify("dash", &a.token, form.csrf()) {
+            return Err(expired_form("dashboard"));
+        }
+        Ok(a)
+    }
+
+    /// Keeps a message for the admin's next page.
+    pub(crate) fn flash(&self, a: &Admin, f: Flash) {
+        if let Some(s) = self.0.sessions.lock().get_mut(&sha256_hex(&a.token)) {
+            s.flash = Some(f);
+        }
+    }
+
+    /// The context every dashboard page needs (and the pending message, shown once).
+    pub(crate) fn base(&self, a: &Admin, nav: &str, title: &str) -> Value {
+        let flash = self
+            .0
+            .sessions
+            .lock()
+            .get_mut(&sha256_hex(&a.token))
+            .and_then(|s| s.flash.take());
+        json!({"app": "dashboard", "user": a.email, "csrf": a.csrf, "nav": nav,
+               "title": title, "flash": flash})
+    }
+
+    fn start_session(&self, email: &str) -> String {
+        let token = random_token();
+        let now = unix_now();
+        let mut map = self.0.sessions.lock();
+        if map.len() >= MAX_SESSIONS {
+            map.retain(|_, s| s.expires_at > now);
+            if map.len() >= MAX_SESSIONS {
+                // Still full: drop the oldest sessions first.
+                let mut by_age: Vec<(String, i64)> =
+                    map.iter().map(|(k, s)| (k.clone(), s.expires_at)).collect();
+                by_age.sort_by_key(|(_, e)| *e);
+                for (k, _) in by_age.into_iter().take(MAX_SESSIONS / 10) {
+                    map.remove(&k);
+                }
+            }
+        }
+        map.insert(
+            sha256_hex(&token),
+            DashSession {
+                email: email.to_owned(),
+                expires_at: now + SESSION_SECONDS,
+                flash: None,
+            },
+        );
+        token
+    }
+
+    fn secure(&self) -> bool {
+        self.0.settings.secure_cookies
+    }
+}
+
+/// 403 page for a missing or wrong CSRF token.
+pub(crate) fn expired_form(app: &str) -> Response {
+    message_page(
+        StatusCode::FORBIDDEN,
+        json!({"app": app}),
+        "This form has expired",
+        "The form was not sent from this page or your session changed. Go back, reload the \
+         page and try again.",
+        Some(("/", "Start page")),
+    )
+}
+
+/// The pre-sign-in CSRF binding: the `gh_pre` cookie, or a new value to set.
+pub(crate) fn pre_binding(headers: &HeaderMap) -> (String, bool) {
+    match cookie(headers, PRE_COOKIE) {
+        Some(v) if v.len() >= 20 => (v, false),
+        _ => (random_token(), true),
+    }
+}
+
+/// Renders a pre-sign-in page, setting the `gh_pre` cookie when it is new.
+pub(crate) fn pre_page(
+    status: StatusCode,
+    template: &str,
+    ctx: &Value,
+    binding: &str,
+    new_binding: bool,
+    secure: bool,
+) -> Response {
+    let mut r = render(status, template, ctx);
+    if new_binding {
+        r.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(PRE_COOKIE, binding, None, secure),
+        );
+    }
+    r
+}
+
+/// The dashboard pages (no fallback: merge with the admin API router, or use
+/// [`crate::dashboard_app`]).
+pub fn dashboard_router(ui: DashboardUi) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route(
+            "/static/{file}",
+            get(|Path(f): Path<String>| async move { static_file(&f) }),
+        )
+        .route("/login", get(login_page).post(login))
+        .route("/setup", get(setup_page).post(setup))
+        .route("/logout", post(logout))
+        .route("/apis", get(apis::list))
+        .route("/apis/new", get(apis::new_page).post(apis::create))
+        .route("/apis/{id}", get(apis::edit_page).post(apis::update))
+        .route(
+            "/apis/{id}/delete",
+            get(apis::delete_page).post(apis::delete),
+        )
+        .route("/policies", get(policies::list))
+        .route(
+            "/policies/new",
+            get(policies::new_page).post(policies::create),
+        )
+        .route(
+            "/policies/{id}",
+            get(policies::edit_page).post(policies::update),
+        )
+        .route(
+            "/policies/{id}/delete",
+            get(policies::delete_page).post(policies::delete),
+        )
+        .route("/catalogue", get(catalogue::list))
+        .route(
+            "/catalogue/new",
+            get(catalogue::new_page).post(catalogue::create),
+        )
+        .route(
+            "/catalogue/{id}",
+            get(catalogue::edit_page).post(catalogue::update),
+        )
+        .route(
+            "/catalogue/{id}/delete",
+            get(catalogue::delete_page).post(catalogue::delete),
+        )
+        .route(
+            "/portal-settings",
+            get(catalogue::settings_page).post(catalogue::save_settings),
+        )
+        .route("/developers", get(developers::list))
+        .route(
+            "/developers/new",
+            get(developers::new_page).post(developers::create),
+        )
+        .route("/developers/{id}", get(developers::show))
+        .route(
+            "/developers/{id}/deactivate",
+            get(developers::deactivate_page).post(developers::deactivate),
+        )
+        .route("/developers/{id}/activate", post(developers::activate))
+        .route(
+            "/developers/{id}/clients/{client_id}/delete",
+            get(developers::delete_client_page).post(developers::delete_client),
+        )
+        .layer(axum::middleware::from_fn(crate::security::same_origin))
+        .with_state(ui)
+}
+
+async fn home(State(ui): State<DashboardUi>, headers: HeaderMap) -> Response {
+    match ui.admin(&headers).await {
+        Ok(_) => Redirect::to("/apis").into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn login_page(State(ui): State<DashboardUi>, headers: HeaderMap) -> Response {
+    if ui.session(&headers).is_some() {
+        return Redirect::to("/apis").into_response();
+    }
+    if admins::list(ui.store().as_ref())
+        .await
+        .map(|l| l.is_empty())
+        .unwrap_or(false)
+    {
+        return Redirect::to("/setup").into_response();
+    }
+    let (binding, new) = pre_binding(&headers);
+    let ctx = json!({"app": "dashboard", "title": "Sign in", "csrf": ui.0.csrf.token("pre", &binding),
+                     "form": {}, "errors": {}});
+    pre_page(
+        StatusCode::OK,
+        "dash_login.html",
+        &ctx,
+        &binding,
+        new,
+        ui.secure(),
+    )
+}
+
+async fn login(State(ui): State<DashboardUi>, headers: HeaderMap, body: Bytes) -> Response {
+    let f = Form::parse(&body);
+    let (binding, new) = pre_binding(&headers);
+    if new || !ui.0.csrf.verify("pre", &binding, f.csrf()) {
+        return expired_form("dashboard");
+    }
+    let email = f.text("email");
+    let password = f.raw("password").to_owned();
+    let mut errors = FieldErrors::default();
+    if email.is_empty() {
+        errors.add("email", "Enter your email address.");
+    }
+    if password.is_empty() {
+        errors.add("password", "Enter your password.");
+    }
+    if errors.is_empty() {
+        match admins::verify(ui.store().as_ref(), &email, &password).await {
+            Ok(Some(user)) => {
+                let token = ui.start_session(&user.email);
+                let mut r = Redirect::to("/apis").into_response();
+                r.headers_mut().append(
+                    header::SET_COOKIE,
+                    set_cookie(COOKIE, &token, Some(SESSION_SECONDS), ui.secure()),
+                );
+                return r;
+            }
+            Ok(None) => errors.add("password", "Wrong email or password."),
+            Err(e) => errors.general(format!("The database is unavailable: {e}")),
+        }
+    }
+    let ctx = json!({"app": "dashboard", "title": "Sign in", "csrf": f.csrf(),
+                     "form": {"email": email}, "errors": errors});
+    render(StatusCode::UNAUTHORIZED, "dash_login.html", &ctx)
+}
+
+async fn setup_page(State(ui): State<DashboardUi>, headers: HeaderMap) -> Response {
+    match admins::list(ui.store().as_ref()).await {
+        Ok(l) if l.is_empty() => {}
+        _ => return Redirect::to("/login").into_response(),
+    }
+    let (binding, new) = pre_binding(&headers);
+    let ctx = json!({"app": "dashboard", "title": "Create the first admin",
+                     "csrf": ui.0.csrf.token("pre", &binding), "form": {}, "errors": {}});
+    pre_page(
+        StatusCode::OK,
+        "dash_setup.html",
+        &ctx,
+        &binding,
+        new,
+        ui.secure(),
+    )
+}
+
+async fn setup(State(ui): State<DashboardUi>, headers: HeaderMap, body: Bytes) -> Response {
+    let f = Form::parse(&body);
+    let (binding, new) = pre_binding(&headers);
+    if new || !ui.0.csrf.verify("pre", &binding, f.csrf()) {
+        return expired_form("dashboard");
+    }
+    let email = f.text("email");
+    let password = f.raw("password").to_owned();
+    let mut errors = FieldErrors::default();
+    if password != f.raw("password_confirm") {
+        errors.add("password_confirm", "The two passwords differ.");
+    }
+    if errors.is_empty() {
+        let _g = ui.0.setup_lock.lock().await;
+        match admins::add(ui.store().as_ref(), &email, &password, true).await {
+            Ok(true) => {
+                let token = ui.start_session(&email.to_ascii_lowercase());
+                let mut r = Redirect::to("/apis").into_response();
+                r.headers_mut().append(
+                    header::SET_COOKIE,
+                    set_cookie(COOKIE, &token, Some(SESSION_SECONDS), ui.secure()),
+                );
+                return r;
+            }
+            Ok(false) => return Redirect::to("/login").into_response(),
+            Err(admins::AdminError::Invalid(v)) => {
+                errors.place_validation(&v, &[("email", "email"), ("password", "password")]);
+            }
+            Err(e) => errors.general(e.to_string()),
+        }
+    }
+    let ctx = json!({"app": "dashboard", "title": "Create the first admin", "csrf": f.csrf(),
+                     "form": {"email": email}, "errors": errors});
+    render(StatusCode::BAD_REQUEST, "dash_setup.html", &ctx)
+}
+
+async fn logout(State(ui): State<DashboardUi>, headers: HeaderMap, body: Bytes) -> Response {
+    let f = Form::parse(&body);
+    if let Some(a) = ui.session(&headers) {
+        if !ui.0.csrf.verify("dash", &a.token, f.csrf()) {
+            return expired_form("dashboard");
+        }
+        ui.0.sessions.lock().remove(&sha256_hex(&a.token));
+    }
+    let mut r = Redirect::to("/login").into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(COOKIE, "", Some(0), ui.secure()),
+    );
+    r
+}
+
+/// A confirmation page (works without script).
+pub(crate) fn confirm_page(
+    base: Value,
+    question: &str,
+    detail: &str,
+    action: &str,
+    confirm_label: &str,
+    cancel: &str,
+) -> Response {
+    let ctx = merge(
+        base,
+        json!({"question": question, "detail": detail, "action": action,
+               "confirm_label": confirm_label, "cancel": cancel}),
+    );
+    render(StatusCode::OK, "confirm.html", &ctx)
+}
+
+/// A 404 page inside the dashboard.
+pub(crate) fn not_found(base: Value, what: &str, back: &str) -> Response {
+    message_page(
+        StatusCode::NOT_FOUND,
+        base,
+        "Not found",
+        what,
+        Some((back, "Back to the list")),
+    )
+}
+
+/// A 503/500 page for a failure that is not the user's.
+pub(crate) fn failure(base: Value, message: &str) -> Response {
+    message_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        base,
+        "Something went wrong",
+        message,
+        None,
+    )
+}

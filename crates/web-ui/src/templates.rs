@@ -1,0 +1,158 @@
+//! The page templates (minijinja), embedded in the binary.
+//!
+//! Every template name ends in `.html`, which turns minijinja's auto-escaping on: a developer
+//! named `<script>` shows as text. Pages get a JSON context; [`render`] turns it into a response.
+
+use std::sync::{Arc, LazyLock};
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::Environment;
+use serde_json::Value;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("macros.html", include_str!("../templates/macros.html")),
+    ("message.html", include_str!("../templates/message.html")),
+    ("confirm.html", include_str!("../templates/confirm.html")),
+    (
+        "dash_login.html",
+        include_str!("../templates/dash_login.html"),
+    ),
+    (
+        "dash_setup.html",
+        include_str!("../templates/dash_setup.html"),
+    ),
+    ("apis.html", include_str!("../templates/apis.html")),
+    ("api_form.html", include_str!("../templates/api_form.html")),
+    ("policies.html", include_str!("../templates/policies.html")),
+    (
+        "policy_form.html",
+        include_str!("../templates/policy_form.html"),
+    ),
+    (
+        "catalogue.html",
+        include_str!("../templates/catalogue.html"),
+    ),
+    (
+        "catalogue_form.html",
+        include_str!("../templates/catalogue_form.html"),
+    ),
+    (
+        "portal_settings.html",
+        include_str!("../templates/portal_settings.html"),
+    ),
+    (
+        "developers.html",
+        include_str!("../templates/developers.html"),
+    ),
+    (
+        "developer_new.html",
+        include_str!("../templates/developer_new.html"),
+    ),
+    (
+        "developer.html",
+        include_str!("../templates/developer.html"),
+    ),
+    ("p_home.html", include_str!("../templates/p_home.html")),
+    ("p_login.html", include_str!("../templates/p_login.html")),
+    ("p_signup.html", include_str!("../templates/p_signup.html")),
+    ("p_entry.html", include_str!("../templates/p_entry.html")),
+    ("p_docs.html", include_str!("../templates/p_docs.html")),
+    (
+        "p_clients.html",
+        include_str!("../templates/p_clients.html"),
+    ),
+    (
+        "p_client_new.html",
+        include_str!("../templates/p_client_new.html"),
+    ),
+    ("p_client.html", include_str!("../templates/p_client.html")),
+];
+
+/// The stylesheet (one small hand-written file).
+pub const CSS: &str = include_str!("../static/app.css");
+/// Progressive enhancement only (tabs, copy buttons); every page works without it.
+pub const JS: &str = include_str!("../static/app.js");
+
+static ENV: LazyLock<Arc<Environment<'static>>> = LazyLock::new(|| Arc::new(build()));
+
+fn build() -> Environment<'static> {
+    let mut env = Environment::new();
+    for (name, src) in TEMPLATES {
+        debug_assert!(name.ends_with(".html"), "auto-escaping needs .html names");
+        env.add_template(name, src)
+            .unwrap_or_else(|e| panic!("template {name} does not compile: {e:#}"));
+    }
+    env
+}
+
+/// Renders `name` with `ctx` to a string.
+pub fn render_string(name: &str, ctx: &Value) -> Result<String, minijinja::Error> {
+    ENV.get_template(name)?
+        .render(minijinja::Value::from(minijinja::value::Serde(ctx)))
+}
+
+/// Renders a page with `status`; a template error becomes a plain 500 (and is logged).
+pub fn render(status: StatusCode, name: &str, ctx: &Value) -> Response {
+    match render_string(name, ctx) {
+        Ok(html) => (
+            status,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(template = name, error = %format!("{e:#}"), "page template failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "The page could not be rendered; the server log says why.",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The static files: `/static/app.css` and `/static/app.js`.
+pub fn static_file(name: &str) -> Response {
+    let (body, ty) = match name {
+        "app.css" => (CSS, "text/css; charset=utf-8"),
+        "app.js" => (JS, "text/javascript; charset=utf-8"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, ty),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_template_compiles() {
+        for (name, _) in TEMPLATES {
+            assert!(ENV.get_template(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn names_are_escaped() {
+        let html = render_string(
+            "message.html",
+            &json!({"app": "portal", "title": "<script>alert(1)</script>",
+                    "message": "Hello <b>\"x\"</b> & <script>"}),
+        )
+        .unwrap();
+        assert!(!html.contains("<script>alert(1)</script>"));
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"));
+        assert!(html.contains("Hello &lt;b&gt;&quot;x&quot;&lt;&#x2f;b&gt; &amp; &lt;script&gt;"));
+    }
+}
