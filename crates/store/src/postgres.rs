@@ -51,9 +51,9 @@ const MAX_CONNECTIONS: u32 = 10;
 /// How long connecting, or waiting for a pooled connection, may take before it is an error.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Advisory lock key held while migrations run ("gh-migr").
-const MIGRATION_LOCK: i64 = 0x6768_2d6d_6967_72;
+const MIGRATION_LOCK: i64 = 0x0067_682d_6d69_6772;
 /// Advisory lock key held by each developer write ("gh-devs").
-const DEVELOPER_LOCK: i64 = 0x6768_2d64_6576_73;
+const DEVELOPER_LOCK: i64 = 0x0067_682d_6465_7673;
 /// Listener reconnect backoff bounds.
 const LISTEN_BACKOFF_MIN: Duration = Duration::from_millis(250);
 const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -383,7 +383,8 @@ async fn subscribe(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     Ok(listener)
 }
 
-/// Forwards notifications to `tx` until it is closed, reconnecting as needed.
+/// The listener task: forwards notifications until the receiver is dropped, then closes the
+/// listening connection.
 async fn listen_loop(
     listener: PgListener,
     listen_pool: PgPool,
@@ -391,20 +392,39 @@ async fn listen_loop(
     tx: mpsc::Sender<i64>,
     shown: String,
 ) {
+    forward_notifications(listener, &listen_pool, &pool, &tx, &shown).await;
+    // The listener has been dropped (it hands its connection back after UNLISTEN *); close it.
+    if tokio::time::timeout(ACQUIRE_TIMEOUT, listen_pool.close())
+        .await
+        .is_err()
+    {
+        tracing::debug!("the listening connection did not close in time");
+    }
+    tracing::debug!(database = %shown, "stopped listening for configuration changes");
+}
+
+/// Forwards notifications to `tx` until it is closed, reconnecting as needed.
+async fn forward_notifications(
+    listener: PgListener,
+    listen_pool: &PgPool,
+    pool: &PgPool,
+    tx: &mpsc::Sender<i64>,
+    shown: &str,
+) {
     let mut listener = Some(listener);
     let mut backoff = LISTEN_BACKOFF_MIN;
     loop {
         let Some(active) = listener.as_mut() else {
             let attempt = tokio::select! {
                 () = tx.closed() => return,
-                r = subscribe(&listen_pool) => r,
+                r = subscribe(listen_pool) => r,
             };
             match attempt {
                 Ok(l) => {
                     tracing::info!(database = %shown, "listening for configuration changes again");
                     listener = Some(l);
                     backoff = LISTEN_BACKOFF_MIN;
-                    if !resync(&pool, &tx).await {
+                    if !resync(pool, tx).await {
                         return;
                     }
                 }
@@ -441,7 +461,7 @@ async fn listen_loop(
                 // announced.
                 tracing::warn!(database = %shown,
                     "lost the connection listening for configuration changes; reconnected");
-                if !resync(&pool, &tx).await {
+                if !resync(pool, tx).await {
                     return;
                 }
             }

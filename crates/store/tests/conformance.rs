@@ -1631,6 +1631,167 @@ mod postgres_only {
         assert_eq!(raw, doc.to_string());
     }
 
+    /// How many sessions of the test database are listening.
+    async fn listening(c: &mut PgConnection) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+               AND query LIKE '%LISTEN%'",
+        )
+        .fetch_one(c)
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn listener_stops_when_the_receiver_is_dropped() {
+        let Some(db) = pg().await else { return };
+        let store = PostgresStore::connect(&db.url).await.unwrap();
+        let mut watcher = PgConnection::connect(&db.url).await.unwrap();
+        let rx = store.listen_config_changes().await.unwrap();
+        assert_eq!(listening(&mut watcher).await.unwrap(), 1);
+        drop(rx);
+        let mut gone = false;
+        for _ in 0..200 {
+            if listening(&mut watcher).await.unwrap() == 0 {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(gone, "the listening connection stayed open");
+        // The store itself is unaffected.
+        store.ping().await.unwrap();
+    }
+
+    /// Holds `raw_insert` uncommitted in another session while `write` runs, until `write` waits
+    /// on it (a unique index), then commits it: `write` must then fail on the constraint itself,
+    /// the path the checks cannot see. This stands for a writer that bypasses the store's locks.
+    async fn race_uncommitted<T: Send + 'static>(
+        db: &TestDb,
+        raw_insert: &'static str,
+        write: impl Future<Output = T> + Send + 'static,
+    ) -> T {
+        let mut raw = PgConnection::connect(&db.url).await.unwrap();
+        let mut watcher = PgConnection::connect(&db.url).await.unwrap();
+        let mut tx = raw.begin().await.unwrap();
+        sqlx::raw_sql(raw_insert).execute(&mut *tx).await.unwrap();
+        let task = tokio::spawn(write);
+        let mut waiting = false;
+        for _ in 0..400 {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+            if n > 0 {
+                waiting = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(
+            waiting,
+            "the store's write never waited on the uncommitted row"
+        );
+        tx.commit().await.unwrap();
+        task.await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unique_constraints_map_to_the_same_conflicts() {
+        let Some(db) = pg().await else { return };
+        let store = Arc::new(PostgresStore::connect(&db.url).await.unwrap());
+        let v0 = store.config_version().await.unwrap();
+
+        let s = store.clone();
+        let e = race_uncommitted(
+            &db,
+            "INSERT INTO apis VALUES ('raw', '/race', 'Raw', '{}', 0, 0)",
+            async move {
+                s.put_api("mine", "Mine", "/race", &json!({}), WriteMode::Create)
+                    .await
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(conflict_field(&e), "proxy.listen_path");
+        assert!(conflict_message(&e).contains("'Raw' (raw)"), "{e}");
+
+        let s = store.clone();
+        let e = race_uncommitted(
+            &db,
+            "INSERT INTO apis VALUES ('dup', '/dup-raw', 'Raw', '{}', 0, 0)",
+            async move {
+                s.put_api("dup", "Mine", "/dup-mine", &json!({}), WriteMode::Upsert)
+                    .await
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(conflict_field(&e), "api_id");
+
+        let s = store.clone();
+        let e = race_uncommitted(
+            &db,
+            "INSERT INTO policies VALUES ('p', 'Raw', '{}', 0, 0)",
+            async move { s.put_policy("p", "P", &json!({}), WriteMode::Create).await },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(conflict_field(&e), "id");
+
+        let s = store.clone();
+        let e = race_uncommitted(
+            &db,
+            "INSERT INTO catalogue VALUES ('e', '{}', 0, 0)",
+            async move { s.put_catalogue("e", &json!({}), WriteMode::Create).await },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(conflict_field(&e), "id");
+
+        let s = store.clone();
+        let e = race_uncommitted(
+            &db,
+            "INSERT INTO oauth_clients VALUES ('c', 'd', '{}', NULL, NULL, 0, 0, NULL)",
+            async move { s.insert_client(&client("c", "d1", 1)).await },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(conflict_field(&e), "client_id");
+
+        let s = store.clone();
+        let e = race_uncommitted(
+            &db,
+            "INSERT INTO developers VALUES ('raw', 'race@example.com', 'R', 'R', 'h', FALSE, 0, 0)",
+            async move {
+                s.put_developer(&dev("d1", "race@example.com"), WriteMode::Create)
+                    .await
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(conflict_field(&e), "email");
+
+        let s = store.clone();
+        let e = race_uncommitted(
+            &db,
+            "INSERT INTO developers VALUES ('d2', 'other@example.com', 'R', 'R', 'h', FALSE, 0, 0)",
+            async move {
+                s.put_developer(&dev("d2", "d2@example.com"), WriteMode::Create)
+                    .await
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(conflict_field(&e), "id");
+
+        // None of the failed writes bumped the version.
+        assert_eq!(store.config_version().await.unwrap(), v0);
+    }
+
     /// Runs without a server: nothing listens on port 1.
     #[tokio::test]
     async fn connect_error_is_clear_and_hides_the_password() {
