@@ -535,6 +535,20 @@ fn row_to_client(row: &PgRow) -> Result<ClientRow, StoreError> {
     })
 }
 
+/// Applies a [`WriteMode`]: creating an existing document is `conflict()`, replacing a missing one
+/// is `NotFound`.
+fn check_mode(
+    mode: WriteMode,
+    exists: bool,
+    conflict: impl FnOnce() -> StoreError,
+) -> Result<(), StoreError> {
+    match (mode, exists) {
+        (WriteMode::Create, true) => Err(conflict()),
+        (WriteMode::Replace, false) => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
+}
+
 fn outcome(existed: bool) -> WriteOutcome {
     if existed {
         WriteOutcome::Updated
@@ -577,11 +591,7 @@ impl Store for PostgresStore {
             field: "api_id",
             message: format!("an API with api_id '{api_id}' already exists"),
         };
-        match (mode, exists.is_some()) {
-            (WriteMode::Create, true) => return Err(api_id_conflict()),
-            (WriteMode::Replace, false) => return Err(StoreError::NotFound),
-            _ => {}
-        }
+        check_mode(mode, exists.is_some(), api_id_conflict)?;
         let taken: Option<(String, String)> =
             sqlx::query_as("SELECT api_id, name FROM apis WHERE route_key = $1 AND api_id <> $2")
                 .bind(route_key)
@@ -670,11 +680,7 @@ impl Store for PostgresStore {
             field: "id",
             message: format!("a policy with id '{id}' already exists"),
         };
-        match (mode, exists.is_some()) {
-            (WriteMode::Create, true) => return Err(conflict()),
-            (WriteMode::Replace, false) => return Err(StoreError::NotFound),
-            _ => {}
-        }
+        check_mode(mode, exists.is_some(), conflict)?;
         let now = unix_now();
         // A plain INSERT when creating, so that a concurrent creation is a conflict, not an
         // overwrite.
@@ -820,11 +826,7 @@ impl Store for PostgresStore {
             field: "id",
             message: format!("a catalogue entry with id '{id}' already exists"),
         };
-        match (mode, exists.is_some()) {
-            (WriteMode::Create, true) => return Err(conflict()),
-            (WriteMode::Replace, false) => return Err(StoreError::NotFound),
-            _ => {}
-        }
+        check_mode(mode, exists.is_some(), conflict)?;
         let now = unix_now();
         let sql = if exists.is_some() {
             "INSERT INTO catalogue (id, doc, created_at, updated_at) VALUES ($1, $2, $3, $4)
@@ -910,11 +912,7 @@ impl Store for PostgresStore {
             field: "email",
             message: format!("a developer with the email '{}' already exists", row.email),
         };
-        match (mode, exists.is_some()) {
-            (WriteMode::Create, true) => return Err(id_conflict()),
-            (WriteMode::Replace, false) => return Err(StoreError::NotFound),
-            _ => {}
-        }
+        check_mode(mode, exists.is_some(), id_conflict)?;
         let taken: Option<String> =
             sqlx::query_scalar("SELECT id FROM developers WHERE email = $1 AND id <> $2")
                 .bind(&row.email)
