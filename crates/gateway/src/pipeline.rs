@@ -10,6 +10,13 @@
 //!    streamed;
 //! 4. **response**: hop-by-hop headers dropped, body streamed back; refused connection 502, no
 //!    answer within the response timeout 504.
+//!
+//! Telemetry runs alongside: the request id is taken from `X-Request-Id` or generated, forwarded
+//! upstream and returned on every answer; each phase tells the request's
+//! [`Exchange`](gatehouse_telemetry::Exchange) what it concluded (API, authentication outcome,
+//! limit, error source, caller, upstream latency); both bodies are counted as they stream, and
+//! the metrics and the access log line are recorded when the response body ends.
+//! `/metrics` (the configured path) is answered before routing, like `/hello`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,37 +29,109 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use gatehouse_domain::routing::upstream_path;
+use gatehouse_domain::session::AuthzError;
 use gatehouse_ratelimit::{Decision, HeaderSource, Limit, QuotaLimit, Verdict};
+use gatehouse_telemetry::{
+    self as telemetry, AuthOutcome, CountingBody, Exchange, LimitKind, ObservedBody, Telemetry,
+    X_REQUEST_ID,
+};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::auth::{self, SessionStore};
 use crate::errors::{ErrorSource, GatewayBody, GatewayError};
 use crate::limits::Limiters;
 use crate::snapshot::{ApiAuth, ApiRuntime};
-use crate::upstream::{self, UpstreamClient};
+use crate::upstream;
 use crate::{GatewayConfig, SharedSnapshot};
 
-/// The gateway: the current configuration snapshot, the upstream client, the sessions and the
-/// limiters.
+/// The body of every answer as sent: the gateway's body, counted, completing the request's
+/// telemetry when it ends.
+pub type ResponseBody = ObservedBody<GatewayBody>;
+
+/// The upstream client, with request bodies counted as they stream.
+type ProxyClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, CountingBody<Incoming>>;
+
+/// Builds the upstream client exactly as [`upstream::build_client`] does, for counted bodies.
+// TODO: once `upstream::UpstreamClient` takes `CountingBody<Incoming>`, use
+// `upstream::build_client` and drop this copy.
+fn build_proxy_client(cfg: &GatewayConfig) -> ProxyClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(cfg.upstream_connect_timeout));
+    http.set_keepalive(Some(std::time::Duration::from_secs(60)));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match builder.with_provider_and_native_roots(provider.clone()) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "no system CA certificates found; using bundled roots");
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_webpki_roots(provider)
+                .expect("the aws-lc-rs provider supports the default protocol versions")
+        }
+    };
+    let https = builder.https_or_http().enable_http1().wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(cfg.upstream_idle_timeout)
+        .pool_max_idle_per_host(cfg.upstream_max_idle_per_host)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(https)
+}
+
+impl telemetry::ApiInfo for ApiRuntime {
+    fn api_id(&self) -> &str {
+        &self.def.api_id
+    }
+
+    fn listen_path(&self) -> &str {
+        &self.def.proxy.listen_path
+    }
+}
+
+/// The gateway: the current configuration snapshot, the upstream client, the sessions, the
+/// limiters and the telemetry.
 pub struct Gateway {
     snapshot: SharedSnapshot,
-    client: UpstreamClient,
+    client: ProxyClient,
     cfg: GatewayConfig,
     started: Instant,
     sessions: SessionStore,
     limiters: Limiters,
+    telemetry: Arc<Telemetry>,
 }
 
 impl Gateway {
-    /// A gateway serving whatever `snapshot` holds at each request.
+    /// A gateway serving whatever `snapshot` holds at each request, with metrics at `/metrics`
+    /// and no access log.
     pub fn new(cfg: GatewayConfig, snapshot: SharedSnapshot, limiters: Limiters) -> Arc<Self> {
+        Self::with_telemetry(cfg, snapshot, limiters, Telemetry::metrics_only())
+    }
+
+    /// A gateway reporting to `telemetry` (metrics path, access log, scrape-time sources).
+    pub fn with_telemetry(
+        cfg: GatewayConfig,
+        snapshot: SharedSnapshot,
+        limiters: Limiters,
+        telemetry: Arc<Telemetry>,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            client: upstream::build_client(&cfg),
+            client: build_proxy_client(&cfg),
             snapshot,
             cfg,
             started: Instant::now(),
             sessions: SessionStore::new(1_000_000),
             limiters,
+            telemetry,
         })
+    }
+
+    /// The telemetry (metrics, access log).
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
     }
 
     /// The limiters (the process flushes quota counters on shutdown).
@@ -65,22 +144,52 @@ impl Gateway {
         &self.snapshot
     }
 
-    /// Handles one client request. Never fails: every error becomes a JSON answer.
+    /// Handles one client request. Never fails: every error becomes a JSON answer. Every answer
+    /// carries the request's `X-Request-Id`.
     pub async fn handle(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         remote: SocketAddr,
         tls: bool,
-    ) -> Response<GatewayBody> {
-        match self.handle_inner(req, remote, tls).await {
+    ) -> Response<ResponseBody> {
+        let start = Instant::now();
+        let request_id = telemetry::request_id::take_or_generate(req.headers_mut());
+        let path = req.uri().path();
+        let own = if path == "/hello" {
+            Some(self.hello())
+        } else if self.telemetry.metrics_path() == Some(path) {
+            Some(
+                self.telemetry
+                    .metrics_response()
+                    .map(|b| Either::Right(Full::from(b))),
+            )
+        } else {
+            None
+        };
+        if let Some(mut resp) = own {
+            resp.headers_mut().insert(X_REQUEST_ID, request_id);
+            return resp.map(ObservedBody::unobserved);
+        }
+        let mut ex = self
+            .telemetry
+            .begin(start, req.method(), req.uri(), &request_id);
+        let mut resp = match self.handle_inner(req, remote, tls, &mut ex).await {
             Ok(resp) => resp,
             Err(e) => {
+                ex.set_error(error_source(e.source));
                 if e.source != ErrorSource::Downstream {
-                    tracing::warn!(status = e.status.as_u16(), error = %e.message, "request failed");
+                    tracing::warn!(
+                        status = e.status.as_u16(),
+                        error = %e.message,
+                        request_id = request_id.to_str().unwrap_or(""),
+                        "request failed"
+                    );
                 }
                 e.into_response()
             }
-        }
+        };
+        resp.headers_mut().insert(X_REQUEST_ID, request_id);
+        ex.finish(resp)
     }
 
     async fn handle_inner(
@@ -88,10 +197,8 @@ impl Gateway {
         mut req: Request<Incoming>,
         remote: SocketAddr,
         tls: bool,
+        ex: &mut Exchange,
     ) -> Result<Response<GatewayBody>, GatewayError> {
-        if req.uri().path() == "/hello" {
-            return Ok(self.hello());
-        }
         let snapshot = self.snapshot.load_full();
         let (api, prefix_len) = {
             let m = snapshot
@@ -100,6 +207,7 @@ impl Gateway {
                 .ok_or_else(GatewayError::not_found)?;
             (Arc::clone(m.value), m.prefix.len())
         };
+        ex.set_api(&api);
         let def = &api.def;
 
         // The API-wide limit comes first: it protects the upstream and the token checks alike.
@@ -108,17 +216,22 @@ impl Gateway {
             let key = format!("rate-limit-api-{{{}}}", def.api_id);
             match self.limiters.global.check(&key, limit).await {
                 Ok(d) if !d.allowed => {
+                    ex.rejected(LimitKind::ApiRate);
                     return Err(too_many("API Rate Limit Exceeded", d.retry_after_secs()));
                 }
                 Ok(_) => {}
-                Err(e) => return Err(limits_unavailable(&e)),
+                Err(e) => {
+                    ex.set_outcome(AuthOutcome::LimitsUnavailable);
+                    return Err(limits_unavailable(&e));
+                }
             }
         }
 
         let mut limit_headers: Option<Decision> = None;
         match &api.auth {
-            ApiAuth::Keyless => {}
+            ApiAuth::Keyless => ex.set_outcome(AuthOutcome::Keyless),
             ApiAuth::Unsupported => {
+                ex.set_outcome(AuthOutcome::Unsupported);
                 return Err(GatewayError::new(
                     StatusCode::UNAUTHORIZED,
                     "this API uses an authentication method Gatehouse does not support",
@@ -126,6 +239,7 @@ impl Gateway {
                 ));
             }
             ApiAuth::Misconfigured(why) => {
+                ex.set_outcome(AuthOutcome::Misconfigured);
                 tracing::error!(api_id = %def.api_id, problem = %why, "API authentication misconfigured");
                 return Err(GatewayError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -137,10 +251,11 @@ impl Gateway {
                 validator,
                 location,
             } => {
-                let token = location
-                    .extract(req.headers(), req.uri())
-                    .ok_or_else(auth::missing_token)?
-                    .into_owned();
+                let Some(token) = location.extract(req.headers(), req.uri()) else {
+                    ex.set_outcome(AuthOutcome::MissingToken);
+                    return Err(auth::missing_token());
+                };
+                let token = token.into_owned();
                 let path = req.uri().path();
                 let rel_path = match &path[prefix_len.min(path.len())..] {
                     "" => "/",
@@ -157,8 +272,13 @@ impl Gateway {
                     rel_path,
                     req.method().as_str(),
                 )
-                .await?;
-                limit_headers = self.session_limits(def, &ctx).await?;
+                .await
+                .inspect_err(|e| ex.set_outcome(auth_outcome(e)))?;
+                limit_headers = self.session_limits(def, &ctx, ex).await?;
+                ex.set_outcome(AuthOutcome::Ok);
+                if ex.wants_caller() {
+                    ex.set_caller(ctx.identity, ctx.client_id, ctx.developer_id);
+                }
                 if def.strip_auth_data {
                     let (parts, body) = req.into_parts();
                     let mut parts = parts;
@@ -167,7 +287,7 @@ impl Gateway {
                 }
             }
         }
-        let mut resp = self.forward(req, &api, prefix_len, remote, tls).await?;
+        let mut resp = self.forward(req, &api, prefix_len, remote, tls, ex).await?;
         if let Some(d) = limit_headers {
             set_limit_headers(resp.headers_mut(), &d);
         }
@@ -180,6 +300,7 @@ impl Gateway {
         &self,
         def: &gatehouse_domain::api::ApiDefinition,
         ctx: &auth::AuthContext,
+        ex: &mut Exchange,
     ) -> Result<Option<Decision>, GatewayError> {
         let Some(limits) = ctx.effective.limits_for(&def.api_id) else {
             return Ok(None);
@@ -210,25 +331,21 @@ impl Gateway {
                 quota.map(|q| (quota_key.as_str(), q)),
             )
             .await
-            .map_err(|e| limits_unavailable(&e))?;
+            .map_err(|e| {
+                ex.set_outcome(AuthOutcome::LimitsUnavailable);
+                limits_unavailable(&e)
+            })?;
         let header = d.header_decision(HeaderSource::Quota).copied();
-        match d.verdict {
-            Verdict::Allowed => Ok(header),
-            Verdict::RateLimited => Err(with_limit_headers(
-                too_many(
-                    "Rate Limit Exceeded",
-                    d.retry_after().map(|r| r.as_secs().max(1)),
-                ),
-                header.as_ref(),
-            )),
-            Verdict::QuotaExceeded => Err(with_limit_headers(
-                too_many(
-                    "Quota exceeded",
-                    d.retry_after().map(|r| r.as_secs().max(1)),
-                ),
-                header.as_ref(),
-            )),
-        }
+        let (kind, message) = match d.verdict {
+            Verdict::Allowed => return Ok(header),
+            Verdict::RateLimited => (LimitKind::Rate, "Rate Limit Exceeded"),
+            Verdict::QuotaExceeded => (LimitKind::Quota, "Quota exceeded"),
+        };
+        ex.rejected(kind);
+        Err(with_limit_headers(
+            too_many(message, d.retry_after().map(|r| r.as_secs().max(1))),
+            header.as_ref(),
+        ))
     }
 
     /// Sends the request upstream and streams the answer back.
@@ -239,6 +356,7 @@ impl Gateway {
         prefix_len: usize,
         remote: SocketAddr,
         tls: bool,
+        ex: &mut Exchange,
     ) -> Result<Response<GatewayBody>, GatewayError> {
         let (mut parts, body) = req.into_parts();
         let client_version = parts.version;
@@ -296,26 +414,27 @@ impl Gateway {
         };
         headers.insert(header::HOST, host);
 
-        let mut up = Request::from_parts(parts, body);
+        let mut up = Request::from_parts(parts, ex.count_request_body(body));
         *up.uri_mut() = uri;
         *up.version_mut() = Version::HTTP_11;
 
-        let resp =
-            match tokio::time::timeout(self.cfg.upstream_response_timeout, self.client.request(up))
-                .await
-            {
-                Err(_) => return Err(GatewayError::gateway_timeout()),
-                Ok(Err(e)) => {
-                    let detail = if e.is_connect() {
-                        "connection refused or unreachable"
-                    } else {
-                        "connection closed before an answer"
-                    };
-                    tracing::warn!(api_id = %api.def.api_id, error = ?e, "upstream request failed");
-                    return Err(GatewayError::bad_gateway(detail));
-                }
-                Ok(Ok(r)) => r,
-            };
+        let sent = Instant::now();
+        let answer =
+            tokio::time::timeout(self.cfg.upstream_response_timeout, self.client.request(up)).await;
+        ex.set_upstream_latency(sent.elapsed());
+        let resp = match answer {
+            Err(_) => return Err(GatewayError::gateway_timeout()),
+            Ok(Err(e)) => {
+                let detail = if e.is_connect() {
+                    "connection refused or unreachable"
+                } else {
+                    "connection closed before an answer"
+                };
+                tracing::warn!(api_id = %api.def.api_id, error = ?e, "upstream request failed");
+                return Err(GatewayError::bad_gateway(detail));
+            }
+            Ok(Ok(r)) => r,
+        };
         let (mut parts, body) = resp.into_parts();
         upstream::strip_hop_by_hop(&mut parts.headers);
         // Answer in the client's protocol version, whatever the upstream spoke (an HTTP/1.0
@@ -364,6 +483,32 @@ impl Gateway {
             HeaderValue::from_static("application/json"),
         );
         resp
+    }
+}
+
+/// The telemetry's name for an error's source.
+fn error_source(s: ErrorSource) -> telemetry::ErrorSource {
+    match s {
+        ErrorSource::Downstream => telemetry::ErrorSource::Downstream,
+        ErrorSource::Upstream => telemetry::ErrorSource::Upstream,
+        ErrorSource::Dependency => telemetry::ErrorSource::Dependency,
+        ErrorSource::Internal => telemetry::ErrorSource::Internal,
+    }
+}
+
+/// What a refusal by the JWT phases means, from its status and Tyk's message (error path only).
+fn auth_outcome(e: &GatewayError) -> AuthOutcome {
+    match e.status {
+        StatusCode::SERVICE_UNAVAILABLE => AuthOutcome::IdpUnavailable,
+        StatusCode::UNAUTHORIZED
+            if e.message == gatehouse_jwt::MSG_EXPIRED
+                || e.message == AuthzError::KeyExpired.message() =>
+        {
+            AuthOutcome::Expired
+        }
+        StatusCode::UNAUTHORIZED => AuthOutcome::InvalidToken,
+        s if s.is_server_error() => AuthOutcome::Misconfigured,
+        _ => AuthOutcome::Forbidden,
     }
 }
 

@@ -41,12 +41,12 @@ label_enum!(
         /// The API wants a token and none was sent (401).
         MissingToken => "missing_token",
         /// The token was refused: malformed, bad signature, unknown key, algorithm, issuer,
-        /// audience, not valid yet, no identity (401).
+        /// audience, not valid yet (401).
         InvalidToken => "invalid_token",
         /// The token (or the session it refreshes) has expired (401).
         Expired => "expired",
-        /// A valid token without access: access rights, allowed URLs, policy rules, a deleted
-        /// OAuth client (403).
+        /// A valid token without access: no identity claim, no matching policy, an inactive
+        /// policy, access rights, allowed URLs, a deleted OAuth client (403).
         Forbidden => "forbidden",
         /// A rate limit (the API's or the session's) refused the request (429).
         RateLimited => "rate_limited",
@@ -58,7 +58,7 @@ label_enum!(
         LimitsUnavailable => "limits_unavailable",
         /// The API uses an authentication method Gatehouse does not implement (401).
         Unsupported => "unsupported",
-        /// The API's authentication or policies are misconfigured (500).
+        /// The API's authentication or the policies it needs are misconfigured (500).
         Misconfigured => "misconfigured",
     }
 );
