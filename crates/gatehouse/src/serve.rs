@@ -17,7 +17,7 @@ use gatehouse_gateway::snapshot::{ApiAuth, AuthDeps};
 use gatehouse_gateway::watch::ConfigWatcher;
 use gatehouse_gateway::{Gateway, SharedSnapshot, Snapshot};
 use gatehouse_jwt::{JwksCache, VerifiedTokenCache};
-use gatehouse_store::{SecretBox, SqliteStore, Store};
+use gatehouse_store::{PostgresStore, SecretBox, SqliteStore, Store};
 use std::time::Duration;
 
 use crate::config::Config;
@@ -25,12 +25,21 @@ use crate::config::Config;
 /// The settings key under which the admin key's SHA-256 is stored.
 const ADMIN_KEY_SETTING: &str = "admin_key_sha256";
 
-async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// The store: PostgreSQL with `--database-url`, else SQLite in the data directory. For
+/// PostgreSQL, also the stream of configuration-change notifications.
+async fn open_store(
+    cfg: &Config,
+) -> anyhow::Result<(Arc<dyn Store>, Option<tokio::sync::mpsc::Receiver<i64>>)> {
     if let Some(url) = &cfg.database_url {
-        anyhow::bail!(
-            "database_url is set ({}) but this build has no PostgreSQL store yet",
-            url.split('@').next_back().unwrap_or("postgres")
-        );
+        let pg = PostgresStore::connect(url).await?;
+        let changes = match pg.listen_config_changes().await {
+            Ok(rx) => Some(rx),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for configuration changes; polling only");
+                None
+            }
+        };
+        return Ok((Arc::new(pg), changes));
     }
     let store = SqliteStore::open(&cfg.data_dir).await.with_context(|| {
         format!(
@@ -38,7 +47,7 @@ async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
             cfg.data_dir.display()
         )
     })?;
-    Ok(Arc::new(store))
+    Ok((Arc::new(store), None))
 }
 
 /// The admin key: from `GATEHOUSE_ADMIN_KEY` (its hash is stored), else the stored hash, else a
@@ -120,7 +129,7 @@ impl Roles {
 
 /// Runs the given roles in this process until SIGINT or SIGTERM.
 pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
-    let store = open_store(&cfg).await?;
+    let (store, changes) = open_store(&cfg).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -147,6 +156,16 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             .await
             .context("cannot load the configuration")?;
         tokio::spawn(Arc::clone(&watcher).run());
+        if let Some(mut rx) = changes {
+            // PostgreSQL NOTIFY: reload at once when another node commits a change (the
+            // watcher's polling stays as the safety net).
+            let w = Arc::clone(&watcher);
+            tokio::spawn(async move {
+                while rx.recv().await.is_some() {
+                    w.notify();
+                }
+            });
+        }
         let l = Limiters::new(&cfg.counters, Arc::clone(&store))
             .await
             .context("cannot set up rate limits and quotas")?;
@@ -305,7 +324,7 @@ async fn shutdown_signal() {
 /// `gatehouse import tyk DIR`.
 pub async fn import_tyk(cfg: Config, dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let (bundle, mut items) = TykBundle::read_dir(dir).map_err(anyhow::Error::msg)?;
-    let store = open_store(&cfg).await?;
+    let (store, _) = open_store(&cfg).await?;
     let control = Control::new(store, no_hook());
     items.extend(control.import_tyk(bundle).await);
     let failed = items.iter().filter(|i| i.status == "failed").count();

@@ -514,6 +514,12 @@ impl Store for SqliteStore {
         mode: WriteMode,
     ) -> Result<WriteOutcome, StoreError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
+        // Take the write lock first (a write that changes nothing), so a writer in another
+        // process makes this one wait out the busy timeout instead of failing on upgrade.
+        sqlx::query("UPDATE config_version SET version = version WHERE id = 1")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM developers WHERE id = ?")
             .bind(&row.id)
             .fetch_optional(&mut *tx)

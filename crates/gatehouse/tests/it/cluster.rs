@@ -72,10 +72,60 @@ impl Drop for Redis {
     }
 }
 
-fn db_args() -> Vec<String> {
-    match std::env::var("GATEHOUSE_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => vec!["--database-url".to_owned(), url],
-        _ => Vec::new(),
+/// A fresh PostgreSQL database for this test (dropped when done), when a server answers at
+/// `GATEHOUSE_TEST_DATABASE_URL` or `postgres://postgres@127.0.0.1:5432/test`; otherwise the nodes
+/// share the SQLite file of one data directory. `GATEHOUSE_REQUIRE_POSTGRES=1` makes a missing
+/// server an error.
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    fn create() -> Option<TestDatabase> {
+        let admin_url = std::env::var("GATEHOUSE_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let name = format!("gh_cluster_{}", gatehouse_domain::ids::new_id());
+        let ok = Command::new("psql")
+            .arg(&admin_url)
+            .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("GATEHOUSE_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "PostgreSQL is required (GATEHOUSE_REQUIRE_POSTGRES=1) but {admin_url} does not answer"
+            );
+            eprintln!("cluster test: no PostgreSQL at {admin_url}; the nodes share SQLite");
+            return None;
+        }
+        Some(TestDatabase { admin_url, name })
+    }
+
+    fn url(&self) -> String {
+        match self.admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{}", self.name),
+            None => self.admin_url.clone(),
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(&self.admin_url)
+            .args([
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -150,8 +200,12 @@ async fn three_gateways_share_exact_limits_and_follow_the_dashboard() {
     let upstream = EchoUpstream::start("up").await.unwrap();
     let mut redis = Redis::start(free_port());
     let dir = tempfile::tempdir().unwrap();
-    let db = db_args();
-    let db: Vec<&str> = db.iter().map(String::as_str).collect();
+    let database = TestDatabase::create();
+    let db_url = database.as_ref().map(TestDatabase::url);
+    let db: Vec<&str> = match &db_url {
+        Some(u) => vec!["--database-url", u.as_str()],
+        None => Vec::new(),
+    };
     let dash = Server::start_role("dashboard", dir.path(), &db);
     let redis_url = redis.url();
     let mut gw_args = db.clone();
