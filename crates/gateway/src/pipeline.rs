@@ -181,7 +181,7 @@ impl Gateway {
                     tracing::warn!(
                         status = e.status.as_u16(),
                         error = %e.message,
-                        request_id = request_id.to_str().unwrap_or(""),
+                        request_id = %request_id.to_str().unwrap_or(""),
                         "request failed"
                     );
                 }

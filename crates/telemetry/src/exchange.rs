@@ -6,6 +6,9 @@
 //! [`ObservedBody`] that counts bytes as they stream and, when the body ends (or is dropped
 //! because the client went away), records the metrics and queues the access log line. The request
 //! body is wrapped in a [`CountingBody`] the same way. Nothing is buffered.
+//!
+//! A request whose client goes away before the answer is ready (the request's future is dropped
+//! with its exchange) is recorded with status 499, nginx's "client closed request".
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -45,6 +48,20 @@ pub struct Exchange {
     upstream: Option<Duration>,
     bytes_in: Option<Arc<AtomicU64>>,
     log: Option<LogFields>,
+    done: bool,
+}
+
+/// Recorded for a request whose client left before the answer (nginx's convention).
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if !self.done {
+            let status =
+                StatusCode::from_u16(CLIENT_CLOSED_REQUEST).unwrap_or(StatusCode::BAD_REQUEST);
+            self.complete(status, 0);
+        }
+    }
 }
 
 impl std::fmt::Debug for Exchange {
@@ -67,15 +84,18 @@ impl Telemetry {
         uri: &Uri,
         request_id: &HeaderValue,
     ) -> Exchange {
-        let log = self.access_log_enabled().then(|| LogFields {
-            time: SystemTime::now() - start.elapsed(),
-            request_id: request_id.clone(),
-            method: method.clone(),
-            uri: uri.clone(),
-            api: None,
-            identity: None,
-            client_id: None,
-            developer_id: None,
+        let log = self.access_log_enabled().then(|| {
+            let now = SystemTime::now();
+            LogFields {
+                time: now.checked_sub(start.elapsed()).unwrap_or(now),
+                request_id: request_id.clone(),
+                method: method.clone(),
+                uri: uri.clone(),
+                api: None,
+                identity: None,
+                client_id: None,
+                developer_id: None,
+            }
         });
         Exchange {
             telemetry: Arc::clone(self),
@@ -87,6 +107,7 @@ impl Telemetry {
             upstream: None,
             bytes_in: None,
             log,
+            done: false,
         }
     }
 }
@@ -174,7 +195,11 @@ impl Exchange {
         })
     }
 
-    fn complete(self, status: StatusCode, bytes_out: u64) {
+    /// Records the metrics and queues the access log line, once.
+    fn complete(&mut self, status: StatusCode, bytes_out: u64) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
         let total = self.start.elapsed();
         let bytes_in = self.bytes_in.as_ref().map_or(0, |c| c.load(Relaxed));
         let t = &self.telemetry;
@@ -189,7 +214,7 @@ impl Exchange {
             self.rejection,
             self.error,
         );
-        if let (Some(l), Some(log)) = (self.log, &t.log) {
+        if let (Some(l), Some(log)) = (self.log.take(), &t.log) {
             log.send(AccessRecord {
                 time: l.time,
                 request_id: l.request_id,
@@ -227,7 +252,7 @@ impl<B> ObservedBody<B> {
     }
 
     fn complete(&mut self) {
-        if let Some((ex, status)) = self.pending.take() {
+        if let Some((mut ex, status)) = self.pending.take() {
             ex.complete(status, self.bytes);
         }
     }

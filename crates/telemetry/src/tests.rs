@@ -394,3 +394,37 @@ async fn access_log_lines_come_from_finished_exchanges() {
     let m = parse(&t.render());
     assert_eq!(m["gatehouse_access_log_lines_total{}"], 1.0);
 }
+
+#[test]
+fn a_request_dropped_before_its_answer_counts_as_499_once() {
+    let t = Telemetry::metrics_only();
+    let api = Arc::new(Api("slow"));
+    let mut ex = t.begin(
+        Instant::now(),
+        &Method::GET,
+        &"/a/x".parse().unwrap(),
+        &HeaderValue::from_static("r"),
+    );
+    ex.set_api(&api);
+    ex.set_outcome(AuthOutcome::Ok);
+    ex.set_upstream_latency(Duration::from_millis(1));
+    drop(ex);
+    let s = t.series().get("slow");
+    assert_eq!(
+        s.requests(StatusClass::ClientError, AuthOutcome::Ok),
+        1,
+        "recorded as 499"
+    );
+    // A finished exchange is recorded once, not again when dropped.
+    let mut ex = t.begin(
+        Instant::now(),
+        &Method::GET,
+        &"/a/x".parse().unwrap(),
+        &HeaderValue::from_static("r"),
+    );
+    ex.set_api(&api);
+    ex.set_outcome(AuthOutcome::Ok);
+    drop(ex.finish(Response::new(Full::new(Bytes::new()))));
+    assert_eq!(s.requests(StatusClass::Success, AuthOutcome::Ok), 1);
+    assert_eq!(s.duration.count(), 2);
+}
