@@ -77,8 +77,21 @@ pub const JS: &str = include_str!("../static/app.js");
 
 static ENV: LazyLock<Arc<Environment<'static>>> = LazyLock::new(|| Arc::new(build()));
 
+/// Splits text into paragraphs on blank lines (`\r\n` or `\n`), dropping empty ones.
+pub fn paragraphs(text: &str) -> Vec<String> {
+    text.replace("\r\n", "\n")
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 fn build() -> Environment<'static> {
     let mut env = Environment::new();
+    env.add_filter("paragraphs", |v: Option<String>| {
+        paragraphs(v.as_deref().unwrap_or(""))
+    });
     for (name, src) in TEMPLATES {
         debug_assert!(name.ends_with(".html"), "auto-escaping needs .html names");
         env.add_template(name, src)
@@ -141,6 +154,41 @@ mod tests {
         for (name, _) in TEMPLATES {
             assert!(ENV.get_template(name).is_ok(), "{name}");
         }
+    }
+
+    #[test]
+    fn the_entry_page_renders_paragraphs() {
+        assert_eq!(paragraphs("a\r\n\r\nb\n\n\n c \n\n"), vec!["a", "b", "c"]);
+        let html = render_string(
+            "p_entry.html",
+            &json!({"app": "portal", "user": "Dee", "title": "Pay", "csrf": "t",
+                    "entry": {"id": "pay", "name": "Pay", "long_description": "One.\r\n\r\n<b>Two</b>",
+                              "oauth_clients": true, "has_doc": true},
+                    "url": "http://gw/pay/", "auth": {"summary": "JWT"}}),
+        )
+        .unwrap();
+        assert!(html.contains("<p>One.</p>"));
+        assert!(html.contains("<p>&lt;b&gt;Two&lt;&#x2f;b&gt;</p>"));
+    }
+
+    #[test]
+    fn the_docs_page_renders_a_document() {
+        let doc = crate::openapi::parse_document(
+            "openapi: 3.0.0\ninfo: {title: T, description: \"A.\\n\\nB.\"}\npaths:\n  /x/{id}:\n    get:\n      \
+             parameters: [{name: id, in: path, schema: {type: string}}]\n      responses:\n        \
+             '200': {description: ok, content: {application/json: {schema: {type: object, properties: {a: {type: string}}}}}}\n",
+        )
+        .unwrap();
+        let html = render_string(
+            "p_docs.html",
+            &json!({"app": "portal", "user": "Dee", "title": "Docs", "csrf": "t",
+                    "entry": {"id": "pay", "name": "Pay", "oauth_clients": true},
+                    "doc": crate::openapi::view(&doc), "url": "http://gw/pay/", "auth": {"summary": "JWT"}}),
+        )
+        .unwrap();
+        assert!(html.contains("<code>&#x2f;x&#x2f;{id}</code>"), "{html}");
+        assert!(html.contains("<p>B.</p>"));
+        assert!(html.contains("class=\"d1\"><code>a</code>"));
     }
 
     #[test]
