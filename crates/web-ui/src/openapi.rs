@@ -83,13 +83,13 @@ fn ref_name(r: &str) -> &str {
 }
 
 /// A short type label: `string (date-time)`, `array of Charge`, `Charge`, `one of A | B`.
-pub fn type_label(root: &Value, s: &Value) -> String {
+pub fn type_label(s: &Value) -> String {
     if let Some(r) = s.get("$ref").and_then(Value::as_str) {
         return ref_name(r).to_owned();
     }
     for k in ["oneOf", "anyOf"] {
         if let Some(list) = s.get(k).and_then(Value::as_array) {
-            let names: Vec<String> = list.iter().map(|x| type_label(root, x)).collect();
+            let names: Vec<String> = list.iter().map(type_label).collect();
             return format!("one of {}", names.join(" | "));
         }
     }
@@ -108,7 +108,7 @@ pub fn type_label(root: &Value, s: &Value) -> String {
     };
     if ty == "array" {
         return match s.get("items") {
-            Some(i) => format!("array of {}", type_label(root, i)),
+            Some(i) => format!("array of {}", type_label(i)),
             None => "array".to_owned(),
         };
     }
@@ -156,7 +156,7 @@ impl Rows<'_> {
             }
         };
         self.out.push(json!({
-            "depth": depth, "indent": depth * 1, "name": name, "type": type_label(self.root, s),
+            "depth": depth, "name": name, "type": type_label(s),
             "required": required, "description": desc, "enum": enum_of(resolved),
         }));
         self.children(depth + 1, s);
@@ -386,7 +386,7 @@ pub fn view(doc: &Value) -> Value {
                     params.push(json!({
                         "name": str_of(p, "name"), "in": loc,
                         "required": p.get("required").and_then(Value::as_bool).unwrap_or(loc == "path"),
-                        "type": type_label(doc, schema), "description": str_of(p, "description"),
+                        "type": type_label(schema), "description": str_of(p, "description"),
                         "enum": enum_of(deref(doc, schema)),
                     }));
                 }

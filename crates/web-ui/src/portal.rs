@@ -411,17 +411,14 @@ async fn docs(State(ui): State<PortalUi>, headers: HeaderMap, Path(id): Path<Str
         Err(r) => return r,
     };
     let text = catalogue_doc(ui.0.store.as_ref(), &id).await;
-    let doc = match openapi::parse_document(&text) {
-        Ok(doc) => doc,
-        Err(_) => {
-            return message_page(
-                StatusCode::NOT_FOUND,
-                base,
-                "No documentation",
-                "The API provider has not published documentation for this API yet.",
-                Some((&format!("/catalogue/{id}"), "Back to the API")),
-            );
-        }
+    let Ok(doc) = openapi::parse_document(&text) else {
+        return message_page(
+            StatusCode::NOT_FOUND,
+            base,
+            "No documentation",
+            "The API provider has not published documentation for this API yet.",
+            Some((&format!("/catalogue/{id}"), "Back to the API")),
+        );
     };
     let api = ui.api_url(e["api_id"].as_str().unwrap_or("")).await;
     let ctx = merge(
