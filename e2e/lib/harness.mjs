@@ -142,7 +142,7 @@ export async function startGatehouse(extraEnv = {}) {
 }
 
 /** Headless Chromium with a fresh profile directory. */
-export async function startBrowser() {
+export async function startBrowser({ javaScript = true } = {}) {
   const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
   if (!fs.existsSync(executablePath)) {
     throw new Error(`no Chromium at ${executablePath}: apt-get install -y chromium (or set CHROMIUM)`);
@@ -156,6 +156,7 @@ export async function startBrowser() {
       '--disable-component-update', '--disable-sync', '--no-first-run',
     ],
     viewport: { width: 1280, height: 900 },
+    javaScriptEnabled: javaScript,
     timeout: 60_000,
   });
   context.setDefaultTimeout(20_000);
