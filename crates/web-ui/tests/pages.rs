@@ -1,0 +1,232 @@
+//! The routers over a real (SQLite) store, without a browser: the first-admin setup, the CSRF
+//! and same-origin checks, escaping of stored names, and the hand-off of `/api/*` paths.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::json;
+use tower::ServiceExt;
+
+use gatehouse_admin_api::portal::Portal;
+use gatehouse_admin_api::{Control, no_hook};
+use gatehouse_store::{SecretBox, SqliteStore, Store, WriteMode};
+use gatehouse_web_ui::{DashboardUi, PortalUi, UiSettings, dashboard_app, portal_app};
+
+struct App {
+    dash: Router,
+    portal: Router,
+    control: Control,
+    _dir: tempfile::TempDir,
+}
+
+async fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let secrets = Arc::new(SecretBox::load_or_create(dir.path(), None).unwrap());
+    let control = Control::new(Arc::clone(&store), no_hook());
+    let portal = Portal::new(
+        Arc::clone(&store),
+        secrets,
+        no_hook(),
+        ";",
+        Duration::from_secs(2),
+    );
+    let settings = UiSettings::default();
+    let dash_ui = DashboardUi::new(control.clone(), Arc::clone(&portal), settings.clone())
+        .await
+        .unwrap();
+    let portal_ui = PortalUi::new(portal, Arc::clone(&store), settings)
+        .await
+        .unwrap();
+    let api = Router::new().route(
+        "/api/ping",
+        axum::routing::get(|| async { axum::Json(json!({"pong": true})) }),
+    );
+    App {
+        dash: dashboard_app(dash_ui, api.clone()),
+        portal: portal_app(portal_ui, api),
+        control,
+        _dir: dir,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    cookies: Vec<String>,
+    location: Option<String>,
+    body: String,
+    content_type: String,
+}
+
+async fn call(r: &Router, req: Request<Body>) -> Answer {
+    let resp = r.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let h = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        cookies: h
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect(),
+        location: h
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned()),
+        body: String::from_utf8_lossy(&body).into_owned(),
+        content_type: h
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default(),
+    }
+}
+
+fn get(uri: &str, cookie: &str) -> Request<Body> {
+    Request::get(uri)
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn post(uri: &str, cookie: &str, form: &str, origin: Option<&str>) -> Request<Body> {
+    let mut b = Request::post(uri)
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::COOKIE, cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(o) = origin {
+        b = b.header(header::ORIGIN, o);
+    }
+    b.body(Body::from(form.to_owned())).unwrap()
+}
+
+fn cookie_pair(set_cookie: &[String], name: &str) -> String {
+    set_cookie
+        .iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("no {name} cookie in {set_cookie:?}"))
+}
+
+fn csrf_in(html: &str) -> String {
+    let at = html.find("name=\"_csrf\" value=\"").expect("a CSRF field") + 20;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn setup_csrf_same_origin_and_escaping() {
+    let a = app().await;
+
+    // No admin yet: every page leads to /setup, which sets the pre-sign-in cookie.
+    let r = call(&a.dash, get("/apis", "")).await;
+    assert_eq!(r.location.as_deref(), Some("/setup"));
+    let r = call(&a.dash, get("/setup", "")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let pre = cookie_pair(&r.cookies, "gh_pre");
+    assert!(r.cookies[0].contains("HttpOnly") && r.cookies[0].contains("SameSite=Lax"));
+    let token = csrf_in(&r.body);
+    assert!(r.body.contains("<label for=\"f-email\""));
+
+    // Without the token, or from another origin: refused.
+    let form = "email=admin%40example.com&password=long+enough+pw&password_confirm=long+enough+pw";
+    let r = call(&a.dash, post("/setup", &pre, form, None)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let with = format!("{form}&_csrf={token}");
+    let r = call(
+        &a.dash,
+        post("/setup", &pre, &with, Some("http://127.0.0.1:3001")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // A mistake is shown next to its field, keeping the email.
+    let bad = format!(
+        "email=admin%40example.com&password=long+enough+pw&password_confirm=other&_csrf={token}"
+    );
+    let r = call(&a.dash, post("/setup", &pre, &bad, None)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("id=\"err-password_confirm\""));
+    assert!(r.body.contains("value=\"admin@example.com\""));
+
+    // With the token from the same origin: the admin exists and is signed in.
+    let r = call(
+        &a.dash,
+        post("/setup", &pre, &with, Some("http://127.0.0.1:3000")),
+    )
+    .await;
+    assert_eq!(r.location.as_deref(), Some("/apis"), "{}", r.body);
+    let session = cookie_pair(&r.cookies, "gh_dash");
+    // /setup is closed now.
+    let r = call(&a.dash, get("/setup", "")).await;
+    assert_eq!(r.location.as_deref(), Some("/login"));
+
+    // A stored name with markup is shown as text.
+    a.control
+        .put_api(
+            json!({"name": "<script>alert(1)</script>", "api_id": "x", "use_keyless": true,
+                   "proxy": {"listen_path": "/x/", "target_url": "http://127.0.0.1:9"}}),
+            None,
+            WriteMode::Create,
+        )
+        .await
+        .unwrap();
+    let r = call(&a.dash, get("/apis", &session)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(!r.body.contains("<script>alert(1)"));
+    assert!(
+        r.body
+            .contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;")
+    );
+    let csrf = csrf_in(&r.body);
+
+    // A signed-in POST still needs the session's token.
+    let del = call(
+        &a.dash,
+        post("/apis/x/delete", &session, "confirm=yes", None),
+    )
+    .await;
+    assert_eq!(del.status, StatusCode::FORBIDDEN);
+    let other = call(
+        &a.dash,
+        post(
+            "/apis/x/delete",
+            &session,
+            "confirm=yes&_csrf=not-the-token",
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    let ok = call(
+        &a.dash,
+        post(
+            "/apis/x/delete",
+            &session,
+            &format!("confirm=yes&_csrf={csrf}"),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(ok.location.as_deref(), Some("/apis"));
+    assert!(a.control.get_api("x").await.is_err());
+
+    // Pages carry a strict CSP; /api paths go to the API router; other paths are HTML 404s.
+    let r = a.dash.clone().oneshot(get("/login", "")).await.unwrap();
+    let csp = r.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    let r = call(&a.dash, get("/api/ping", "")).await;
+    assert_eq!(r.body, "{\"pong\":true}");
+    let r = call(&a.portal, get("/nothing-here", "")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.content_type.starts_with("text/html"));
+    let r = call(&a.portal, get("/static/app.css", "")).await;
+    assert!(r.content_type.starts_with("text/css"));
+    let r = call(&a.portal, get("/clients", "")).await;
+    assert_eq!(r.location.as_deref(), Some("/login"));
+}
