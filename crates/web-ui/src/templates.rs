@@ -87,8 +87,25 @@ pub fn paragraphs(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// `YYYY-MM-DD` (UTC) of a Unix time in seconds.
+pub fn date(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 fn build() -> Environment<'static> {
     let mut env = Environment::new();
+    env.add_filter("date", |v: Option<i64>| v.map(date).unwrap_or_default());
     env.add_filter("paragraphs", |v: Option<String>| {
         paragraphs(v.as_deref().unwrap_or(""))
     });
@@ -189,6 +206,14 @@ mod tests {
         assert!(html.contains("<code>&#x2f;x&#x2f;{id}</code>"), "{html}");
         assert!(html.contains("<p>B.</p>"));
         assert!(html.contains("class=\"d1\"><code>a</code>"));
+    }
+
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(951_782_400), "2000-02-29");
+        assert_eq!(date(1_795_833_600), "2026-11-28");
+        assert_eq!(date(-86_400), "1969-12-31");
     }
 
     #[test]
