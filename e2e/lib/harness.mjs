@@ -20,6 +20,19 @@ export const SCREENSHOTS = process.env.E2E_SCREENSHOTS || path.join(ROOT, 'e2e',
 
 const children = [];
 
+// If the test process ends without stopAll() (a crash, a closed pipe), end the servers anyway.
+process.on('exit', () => {
+  for (const c of children) {
+    if (typeof c.pid === 'number' && c.exitCode === null) {
+      try {
+        c.kill('SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+  }
+});
+
 function log(...args) {
   if (process.env.E2E_VERBOSE) console.error('[e2e]', ...args);
 }
