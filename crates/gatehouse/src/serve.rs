@@ -215,6 +215,22 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             cfg.oauth_redirect_uri_separator.clone(),
             Duration::from_secs(10),
         );
+        let ui_settings = gatehouse_web_ui::UiSettings {
+            gateway_url: url_of(cfg.gateway_listen),
+            ..Default::default()
+        }
+        .with_admin_from_env();
+        let dashboard_ui = gatehouse_web_ui::DashboardUi::new(
+            control.clone(),
+            Arc::clone(&portal),
+            ui_settings.clone(),
+        )
+        .await
+        .context("cannot set up the dashboard pages")?;
+        let portal_ui =
+            gatehouse_web_ui::PortalUi::new(Arc::clone(&portal), Arc::clone(&store), ui_settings)
+                .await
+                .context("cannot set up the portal pages")?;
         let admin = gatehouse_admin_api::router(AdminState {
             portal: Arc::clone(&portal),
             control,
@@ -226,8 +242,11 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         });
         let dash_listener = bind(cfg.dashboard_listen, "dashboard", "dashboard-listen").await?;
         let portal_listener = bind(cfg.portal_listen, "developer portal", "portal-listen").await?;
-        let dash =
-            axum::serve(dash_listener, admin).with_graceful_shutdown(stopped(stop_rx.clone()));
+        let dash = axum::serve(
+            dash_listener,
+            gatehouse_web_ui::dashboard_app(dashboard_ui, admin),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
         tasks.push(tokio::spawn(async move {
             if let Err(e) = dash.await {
                 tracing::error!(error = %e, "the dashboard listener failed");
@@ -235,10 +254,13 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         }));
         let portal_srv = axum::serve(
             portal_listener,
-            portal_api::router(PortalApi {
-                portal,
-                secure_cookies: false,
-            }),
+            gatehouse_web_ui::portal_app(
+                portal_ui,
+                portal_api::router(PortalApi {
+                    portal,
+                    secure_cookies: false,
+                }),
+            ),
         )
         .with_graceful_shutdown(stopped(stop_rx.clone()));
         tasks.push(tokio::spawn(async move {
