@@ -68,6 +68,29 @@ fn bench(c: &mut Criterion) {
         b.iter(|| off.series().get("5f1a0c3b2d8e4f6a9b7c1d2e3f4a5b6c"))
     });
     c.bench_function("render (1 API)", |b| b.iter(|| off.render()));
+
+    let record = gatehouse_telemetry::access_log::AccessRecord {
+        time: std::time::SystemTime::now(),
+        request_id: id.clone(),
+        api: Some(api.clone()),
+        method: Method::GET,
+        uri: uri.clone(),
+        status: 200,
+        latency: std::time::Duration::from_micros(1234),
+        upstream_latency: Some(std::time::Duration::from_micros(800)),
+        identity: Some("user-1".to_owned()),
+        client_id: Some("client-1".to_owned()),
+        developer_id: None,
+        bytes_in: 0,
+        bytes_out: 5,
+    };
+    let mut buf = Vec::with_capacity(1024);
+    c.bench_function("access log line formatted (writer thread)", |b| {
+        b.iter(|| {
+            buf.clear();
+            record.write_json(&mut buf);
+        })
+    });
 }
 
 criterion_group!(benches, bench);
