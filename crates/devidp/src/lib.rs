@@ -176,7 +176,9 @@ async fn jwks(State(s): State<Arc<Inner>>) -> impl IntoResponse {
     let public = s.key.public_key();
     let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
     let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
-    Json(json!({"keys": [{"kty": "RSA", "kid": s.kid, "use": "sig", "alg": "RS256", "n": n, "e": e}]}))
+    Json(
+        json!({"keys": [{"kty": "RSA", "kid": s.kid, "use": "sig", "alg": "RS256", "n": n, "e": e}]}),
+    )
 }
 
 fn client_json(s: &Inner, id: &str, c: &Client) -> Value {
@@ -239,19 +241,23 @@ async fn register(
     (StatusCode::CREATED, Json(v)).into_response()
 }
 
+/// The client whose registration access token the request carries, if any.
 fn managed<'a>(
     clients: &'a mut HashMap<String, Client>,
     id: &str,
     headers: &HeaderMap,
-) -> Result<&'a mut Client, Response> {
-    match clients.get_mut(id) {
-        Some(c) if bearer(headers) == Some(c.rat.as_str()) => Ok(c),
-        _ => Err(oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "unknown client or registration access token",
-        )),
-    }
+) -> Option<&'a mut Client> {
+    clients
+        .get_mut(id)
+        .filter(|c| bearer(headers) == Some(c.rat.as_str()))
+}
+
+fn unknown_client() -> Response {
+    oauth_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+        "unknown client or registration access token",
+    )
 }
 
 async fn read_client(
@@ -261,8 +267,8 @@ async fn read_client(
 ) -> Response {
     let mut clients = s.clients.lock();
     match managed(&mut clients, &id, &headers) {
-        Ok(c) => Json(client_json(&s, &id, c)).into_response(),
-        Err(r) => r,
+        Some(c) => Json(client_json(&s, &id, c)).into_response(),
+        None => unknown_client(),
     }
 }
 
@@ -273,13 +279,13 @@ async fn update_client(
 ) -> Response {
     let mut clients = s.clients.lock();
     match managed(&mut clients, &id, &headers) {
-        Ok(c) => {
+        Some(c) => {
             // Like Curity: an update issues a new secret and a new registration access token.
             c.secret = random(&s.rng, 32);
             c.rat = random(&s.rng, 32);
             Json(client_json(&s, &id, c)).into_response()
         }
-        Err(r) => r,
+        None => unknown_client(),
     }
 }
 
@@ -289,8 +295,8 @@ async fn delete_client(
     headers: HeaderMap,
 ) -> Response {
     let mut clients = s.clients.lock();
-    if let Err(r) = managed(&mut clients, &id, &headers) {
-        return r;
+    if managed(&mut clients, &id, &headers).is_none() {
+        return unknown_client();
     }
     clients.remove(&id);
     StatusCode::NO_CONTENT.into_response()
@@ -347,9 +353,13 @@ async fn token(
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
     let mut sig = vec![0u8; s.key.public_modulus_len()];
-    if s
-        .key
-        .sign(&RSA_PKCS1_SHA256, &s.rng, signing_input.as_bytes(), &mut sig)
+    if s.key
+        .sign(
+            &RSA_PKCS1_SHA256,
+            &s.rng,
+            signing_input.as_bytes(),
+            &mut sig,
+        )
         .is_err()
     {
         return oauth_error(
@@ -359,12 +369,15 @@ async fn token(
         );
     }
     let jwt = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig));
-    Json(json!({"access_token": jwt, "token_type": "Bearer", "expires_in": TOKEN_TTL})).into_response()
+    Json(json!({"access_token": jwt, "token_type": "Bearer", "expires_in": TOKEN_TTL}))
+        .into_response()
 }
 
 fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let b64 = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic "))?;
+    let b64 = v
+        .strip_prefix("Basic ")
+        .or_else(|| v.strip_prefix("basic "))?;
     let decoded = String::from_utf8(STANDARD.decode(b64.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     Some((percent_decode(id), percent_decode(secret)))
@@ -427,7 +440,9 @@ mod tests {
         let c: Value = http
             .post(idp.registration_endpoint())
             .bearer_auth("iat-1")
-            .json(&json!({"client_name": "a", "grant_types": ["client_credentials"], "pol": "gold"}))
+            .json(
+                &json!({"client_name": "a", "grant_types": ["client_credentials"], "pol": "gold"}),
+            )
             .send()
             .await
             .unwrap()

@@ -59,6 +59,10 @@ pub struct RawConfig {
     pub log_format: Option<String>,
     /// A tracing filter such as `info` or `gatehouse=debug,info`.
     pub log_level: Option<String>,
+    /// Where the gateway listener answers Prometheus metrics (`/metrics`), or `off`.
+    pub metrics_path: Option<String>,
+    /// The access log: `off`, `stdout`, `stderr` or a file path.
+    pub access_log: Option<String>,
 }
 
 macro_rules! merge_fields {
@@ -92,7 +96,9 @@ impl RawConfig {
             redis_url,
             redis_failure_mode,
             log_format,
-            log_level
+            log_level,
+            metrics_path,
+            access_log
         )
     }
 
@@ -143,6 +149,8 @@ impl RawConfig {
             redis_failure_mode: parse(&get, "GATEHOUSE_REDIS_FAILURE_MODE")?,
             log_format: parse(&get, "GATEHOUSE_LOG_FORMAT")?,
             log_level: parse(&get, "GATEHOUSE_LOG_LEVEL")?,
+            metrics_path: parse(&get, "GATEHOUSE_METRICS_PATH")?,
+            access_log: parse(&get, "GATEHOUSE_ACCESS_LOG")?,
         })
     }
 }
@@ -193,6 +201,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_level: String,
+    /// Metrics path and access log.
+    pub telemetry: gatehouse_telemetry::TelemetryConfig,
 }
 
 impl Config {
@@ -274,6 +284,11 @@ impl Config {
         {
             bail!("database_url must be a postgres:// URL (leave it out for the embedded SQLite)");
         }
+        let telemetry = gatehouse_telemetry::TelemetryConfig::from_settings(
+            raw.metrics_path.as_deref(),
+            raw.access_log.as_deref(),
+        )
+        .map_err(anyhow::Error::msg)?;
         if raw.worker_threads == Some(0) {
             bail!("worker_threads must be at least 1");
         }
@@ -300,6 +315,7 @@ impl Config {
             ),
             log_format,
             log_level: raw.log_level.unwrap_or_else(|| "info".to_owned()),
+            telemetry,
         })
     }
 }
@@ -336,6 +352,32 @@ mod tests {
         assert_eq!(c.portal_listen.port(), 6);
         assert_eq!(c.data_dir, PathBuf::from("gatehouse-data"));
         assert_eq!(c.gateway.upstream_response_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn metrics_path_and_access_log() {
+        let c = Config::resolve(RawConfig::default(), None, RawConfig::default()).unwrap();
+        assert_eq!(c.telemetry.metrics_path.as_deref(), Some("/metrics"));
+        assert_eq!(
+            c.telemetry.access_log,
+            gatehouse_telemetry::AccessLogTarget::Off
+        );
+        let e = env(&[
+            ("GATEHOUSE_METRICS_PATH", "off"),
+            ("GATEHOUSE_ACCESS_LOG", "/var/log/gatehouse/access.log"),
+        ]);
+        let c = Config::resolve(RawConfig::default(), None, e).unwrap();
+        assert_eq!(c.telemetry.metrics_path, None);
+        assert_eq!(
+            c.telemetry.access_log,
+            gatehouse_telemetry::AccessLogTarget::File("/var/log/gatehouse/access.log".into())
+        );
+        let bad = RawConfig {
+            metrics_path: Some("metrics".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(bad, None, RawConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("metrics_path"), "{e}");
     }
 
     #[test]

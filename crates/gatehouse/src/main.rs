@@ -162,6 +162,15 @@ struct CommonArgs {
     /// Log filter, e.g. info or gatehouse_gateway=debug. [default: info] [env: GATEHOUSE_LOG_LEVEL]
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
+    /// Where the gateway listener answers Prometheus metrics, or off. Public unless firewalled:
+    /// the dashboard listener also answers /metrics. [default: /metrics]
+    /// [env: GATEHOUSE_METRICS_PATH]
+    #[arg(long, value_name = "PATH")]
+    metrics_path: Option<String>,
+    /// Access log, one JSON line per gateway request: off, stdout, stderr or a file path.
+    /// [default: off] [env: GATEHOUSE_ACCESS_LOG]
+    #[arg(long, value_name = "TARGET")]
+    access_log: Option<String>,
 }
 
 impl CommonArgs {
@@ -187,6 +196,8 @@ impl CommonArgs {
             redis_failure_mode: self.redis_failure_mode.clone(),
             log_format: self.log_format.clone(),
             log_level: self.log_level.clone(),
+            metrics_path: self.metrics_path.clone(),
+            access_log: self.access_log.clone(),
         };
         let path = self
             .config

@@ -18,6 +18,7 @@ use gatehouse_gateway::watch::ConfigWatcher;
 use gatehouse_gateway::{Gateway, SharedSnapshot, Snapshot};
 use gatehouse_jwt::{JwksCache, VerifiedTokenCache};
 use gatehouse_store::{PostgresStore, SecretBox, SqliteStore, Store};
+use gatehouse_telemetry::Telemetry;
 use std::time::Duration;
 
 use crate::config::Config;
@@ -144,6 +145,7 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
     };
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let mut limiters = None;
+    let mut telemetry = None;
     let watcher = if roles.gateway {
         let watcher = ConfigWatcher::new(
             Arc::clone(&store),
@@ -169,7 +171,19 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         let l = Limiters::new(&cfg.counters, Arc::clone(&store))
             .await
             .context("cannot set up rate limits and quotas")?;
-        let gateway = Gateway::new(cfg.gateway.clone(), Arc::clone(&snapshot), l.clone());
+        let mut tb = Telemetry::builder(cfg.telemetry.clone()).jwks(Arc::clone(&deps.jwks));
+        if let Some(f) = &l.failover {
+            let f = Arc::clone(f);
+            tb = tb.failover("sessions", move || f.stats());
+        }
+        let t = tb.build().context("cannot set up telemetry")?;
+        let gateway = Gateway::with_telemetry(
+            cfg.gateway.clone(),
+            Arc::clone(&snapshot),
+            l.clone(),
+            Arc::clone(&t),
+        );
+        telemetry = Some(t);
         limiters = Some(l);
         let listener = bind(cfg.gateway_listen, "gateway", "gateway-listen").await?;
         tasks.push(tokio::spawn(gatehouse_gateway::server::serve(
@@ -242,11 +256,26 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         });
         let dash_listener = bind(cfg.dashboard_listen, "dashboard", "dashboard-listen").await?;
         let portal_listener = bind(cfg.portal_listen, "developer portal", "portal-listen").await?;
-        let dash = axum::serve(
-            dash_listener,
-            gatehouse_web_ui::dashboard_app(dashboard_ui, admin),
-        )
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
+        // The dashboard answers /metrics too (the gateway's, in one process), so metrics can be
+        // scraped where the gateway listener is public and its metrics path is off.
+        let dash_telemetry = match &telemetry {
+            Some(t) => Arc::clone(t),
+            None => Telemetry::builder(gatehouse_telemetry::TelemetryConfig {
+                access_log: gatehouse_telemetry::AccessLogTarget::Off,
+                ..cfg.telemetry.clone()
+            })
+            .build()
+            .context("cannot set up telemetry")?,
+        };
+        let dash_app = gatehouse_web_ui::dashboard_app(dashboard_ui, admin).route(
+            gatehouse_telemetry::DEFAULT_METRICS_PATH,
+            axum::routing::get(move || {
+                let t = Arc::clone(&dash_telemetry);
+                async move { t.metrics_response() }
+            }),
+        );
+        let dash =
+            axum::serve(dash_listener, dash_app).with_graceful_shutdown(stopped(stop_rx.clone()));
         tasks.push(tokio::spawn(async move {
             if let Err(e) = dash.await {
                 tracing::error!(error = %e, "the dashboard listener failed");
@@ -288,6 +317,11 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;
+    }
+    if let Some(t) = &telemetry
+        && !t.flush_access_log(Duration::from_secs(5))
+    {
+        tracing::warn!("the access log could not be flushed before exit");
     }
     if let Some(l) = limiters
         && let Err(e) = gatehouse_ratelimit::QuotaCounter::flush(l.local_quota.as_ref()).await

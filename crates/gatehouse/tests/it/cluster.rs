@@ -453,19 +453,19 @@ async fn closed_mode_answers_503_while_redis_is_down() {
     loop {
         // A probe from another identity: 503 while the node still considers Redis down.
         tokio::time::sleep(Duration::from_millis(200)).await;
+        let probe = idp
+            .sign(
+                json!({"sub": format!("probe-{}", gatehouse_domain::ids::new_id()), "pol": "rl",
+                       "exp": 4_000_000_000i64}),
+                "RS256",
+                json!({}),
+            )
+            .await
+            .unwrap();
         let r = node
             .http()
             .get(node.gateway("/pay/x"))
-            .bearer_auth(
-                &idp.sign(
-                    json!({"sub": format!("probe-{}", gatehouse_domain::ids::new_id()), "pol": "rl",
-                         "exp": 4_000_000_000i64}),
-                    "RS256",
-                    json!({}),
-                )
-                .await
-                .unwrap(),
-            )
+            .bearer_auth(probe)
             .send()
             .await
             .unwrap();

@@ -7,3 +7,4 @@ mod demo;
 mod foundation;
 mod harness;
 mod jwt;
+mod observability;
