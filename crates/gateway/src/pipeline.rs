@@ -32,55 +32,19 @@ use gatehouse_domain::routing::upstream_path;
 use gatehouse_domain::session::AuthzError;
 use gatehouse_ratelimit::{Decision, HeaderSource, Limit, QuotaLimit, Verdict};
 use gatehouse_telemetry::{
-    self as telemetry, AuthOutcome, CountingBody, Exchange, LimitKind, ObservedBody, Telemetry,
-    X_REQUEST_ID,
+    self as telemetry, AuthOutcome, Exchange, LimitKind, ObservedBody, Telemetry, X_REQUEST_ID,
 };
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::auth::{self, SessionStore};
 use crate::errors::{ErrorSource, GatewayBody, GatewayError};
 use crate::limits::Limiters;
 use crate::snapshot::{ApiAuth, ApiRuntime};
-use crate::upstream;
+use crate::upstream::{self, UpstreamClient};
 use crate::{GatewayConfig, SharedSnapshot};
 
 /// The body of every answer as sent: the gateway's body, counted, completing the request's
 /// telemetry when it ends.
 pub type ResponseBody = ObservedBody<GatewayBody>;
-
-/// The upstream client, with request bodies counted as they stream.
-type ProxyClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, CountingBody<Incoming>>;
-
-/// Builds the upstream client exactly as [`upstream::build_client`] does, for counted bodies.
-// TODO: once `upstream::UpstreamClient` takes `CountingBody<Incoming>`, use
-// `upstream::build_client` and drop this copy.
-fn build_proxy_client(cfg: &GatewayConfig) -> ProxyClient {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(cfg.upstream_connect_timeout));
-    http.set_keepalive(Some(std::time::Duration::from_secs(60)));
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = match builder.with_provider_and_native_roots(provider.clone()) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(error = %e, "no system CA certificates found; using bundled roots");
-            hyper_rustls::HttpsConnectorBuilder::new()
-                .with_provider_and_webpki_roots(provider)
-                .expect("the aws-lc-rs provider supports the default protocol versions")
-        }
-    };
-    let https = builder.https_or_http().enable_http1().wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(cfg.upstream_idle_timeout)
-        .pool_max_idle_per_host(cfg.upstream_max_idle_per_host)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(https)
-}
 
 impl telemetry::ApiInfo for ApiRuntime {
     fn api_id(&self) -> &str {
@@ -96,7 +60,7 @@ impl telemetry::ApiInfo for ApiRuntime {
 /// limiters and the telemetry.
 pub struct Gateway {
     snapshot: SharedSnapshot,
-    client: ProxyClient,
+    client: UpstreamClient,
     cfg: GatewayConfig,
     started: Instant,
     sessions: SessionStore,
@@ -119,7 +83,7 @@ impl Gateway {
         telemetry: Arc<Telemetry>,
     ) -> Arc<Self> {
         Arc::new(Self {
-            client: build_proxy_client(&cfg),
+            client: upstream::build_client(&cfg),
             snapshot,
             cfg,
             started: Instant::now(),

@@ -11,8 +11,12 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::GatewayConfig;
 
 /// The upstream client: HTTP/1.1 with pooled keep-alive connections, plain or TLS (system roots
-/// plus Mozilla's bundled roots as a fallback), request bodies streamed from the client.
-pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>;
+/// plus Mozilla's bundled roots as a fallback), request bodies streamed from the client (counted
+/// as they go, for the metrics and the access log).
+pub type UpstreamClient = Client<
+    hyper_rustls::HttpsConnector<HttpConnector>,
+    gatehouse_telemetry::CountingBody<Incoming>,
+>;
 
 /// Builds the upstream client.
 pub fn build_client(cfg: &GatewayConfig) -> UpstreamClient {
