@@ -219,16 +219,8 @@ async fn three_gateways_share_exact_limits_and_follow_the_dashboard() {
         .map(|_| Arc::new(Server::start_role("gateway", dir.path(), &gw_args)))
         .collect();
 
-    let (st, v) = dash
-        .admin(
-            Method::POST,
-            "/api/apis",
-            Some(&json!({"name": "Pay", "api_id": "pay", "enable_jwt": true, "jwt_signing_method": "rsa",
-                "jwt_source": idp.jwks_uri(), "jwt_identity_base_field": "sub", "jwt_policy_field_name": "pol",
-                "proxy": {"listen_path": "/pay/", "target_url": upstream.url(), "strip_listen_path": true}}).to_string()),
-        )
-        .await;
-    assert_eq!(st, 201, "{v}");
+    // Policies first, then the API: a node that serves the API has loaded a snapshot that
+    // already holds both policies, so the readiness check below covers them too.
     for (id, rate, per, quota) in [("rl", 100, 60, -1), ("q", 0, 0, 1000)] {
         let (st, v) = dash
             .admin(
@@ -240,6 +232,16 @@ async fn three_gateways_share_exact_limits_and_follow_the_dashboard() {
             .await;
         assert_eq!(st, 201, "{v}");
     }
+    let (st, v) = dash
+        .admin(
+            Method::POST,
+            "/api/apis",
+            Some(&json!({"name": "Pay", "api_id": "pay", "enable_jwt": true, "jwt_signing_method": "rsa",
+                "jwt_source": idp.jwks_uri(), "jwt_identity_base_field": "sub", "jwt_policy_field_name": "pol",
+                "proxy": {"listen_path": "/pay/", "target_url": upstream.url(), "strip_listen_path": true}}).to_string()),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
     let run = gatehouse_domain::ids::new_id();
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
