@@ -170,6 +170,19 @@ fn transport_error(e: &reqwest::Error, timeout: Duration) -> String {
 }
 
 impl Reply {
+    /// An answer read from bytes, as [`Http::call`] builds it (for the fuzz targets).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn from_bytes(status: u16, body: &[u8], sent: Option<Secret>) -> Self {
+        let text = String::from_utf8_lossy(body).into_owned();
+        Self {
+            status,
+            json: serde_json::from_str::<Value>(&text).ok(),
+            text,
+            location: None,
+            sent,
+        }
+    }
+
     /// Whether the status is one of `ok`.
     pub(crate) fn is(&self, ok: &[u16]) -> bool {
         ok.contains(&self.status)

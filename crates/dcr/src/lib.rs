@@ -50,6 +50,9 @@ use gatehouse_domain::portal::{DcrOptions, Provider, validate_dcr_options};
 mod connection;
 mod discovery;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gluu;
 mod http;
 pub mod keycloak;

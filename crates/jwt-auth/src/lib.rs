@@ -123,6 +123,9 @@
 
 mod der;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod jwks;
 mod keys;
 mod source;
