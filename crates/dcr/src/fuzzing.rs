@@ -34,24 +34,24 @@ pub fn read_answer(status: u16, body: &[u8], sent: Option<&str>) {
             let _ = (e.public_message(), e.http_status(), e.is_refusal());
         }
     }
-    if let Ok(v) = reply.json_body("registration") {
-        if let Ok(info) = ClientInformation::from_json(v) {
-            assert!(!info.client_id.trim().is_empty());
-            let mut prev = ClientHandle::new("previous-client");
-            prev.registration_client_uri = Some("https://idp.test/register/x".to_owned());
-            let reg = info.clone().into_registration(Some(&prev));
-            assert_eq!(reg.client_id, info.client_id);
-            assert!(
-                reg.registration_client_uri.is_some(),
-                "falls back to previous"
-            );
-            assert_eq!(
-                reg.metadata["client_id"],
-                Value::from(reg.client_id.clone())
-            );
-            let reg = info.into_registration(None);
-            let _ = reg.secret_expired(0);
-            let _ = reg.handle();
-        }
+    if let Ok(v) = reply.json_body("registration")
+        && let Ok(info) = ClientInformation::from_json(v)
+    {
+        assert!(!info.client_id.trim().is_empty());
+        let mut prev = ClientHandle::new("previous-client");
+        prev.registration_client_uri = Some("https://idp.test/register/x".to_owned());
+        let reg = info.clone().into_registration(Some(&prev));
+        assert_eq!(reg.client_id, info.client_id);
+        assert!(
+            reg.registration_client_uri.is_some(),
+            "falls back to previous"
+        );
+        assert_eq!(
+            reg.metadata["client_id"],
+            Value::from(reg.client_id.clone())
+        );
+        let reg = info.into_registration(None);
+        let _ = reg.secret_expired(0);
+        let _ = reg.handle();
     }
 }

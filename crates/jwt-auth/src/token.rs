@@ -1,8 +1,11 @@
 //! Parsing a compact JWS and checking its claims. No keys, no I/O.
 
+use std::fmt;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Map, Value};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 
 use crate::error::JwtError;
 
@@ -67,7 +70,7 @@ pub(crate) fn parse(token: &str) -> Result<RawToken<'_>, JwtError> {
     let header_bytes = URL_SAFE_NO_PAD
         .decode(h)
         .map_err(|e| malformed(format!("header is not base64url: {e}")))?;
-    let header: Map<String, Value> = serde_json::from_slice(&header_bytes)
+    let header = strict_object(&header_bytes)
         .map_err(|e| malformed(format!("header is not a JSON object: {e}")))?;
     let alg = match header.get("alg") {
         Some(Value::String(a)) => a.clone(),
@@ -96,8 +99,89 @@ pub(crate) fn decode_claims(payload_b64: &str) -> Result<Map<String, Value>, Jwt
     let bytes = URL_SAFE_NO_PAD
         .decode(payload_b64)
         .map_err(|e| malformed(format!("payload is not base64url: {e}")))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| malformed(format!("payload is not a JSON object: {e}")))
+    strict_object(&bytes).map_err(|e| malformed(format!("payload is not a JSON object: {e}")))
+}
+
+/// Reads a JSON object strictly: a member name that appears twice in any object, at any depth,
+/// is an error. RFC 7515 §5.2 and RFC 7519 §4 let a verifier either reject duplicate names or
+/// take the last one; taking one silently lets two parsers (ours and the upstream's, or a WAF's)
+/// read different values from the same signed token, so we reject. Nesting is bounded by
+/// serde_json's recursion limit (128), so deep documents are an error, not a stack overflow.
+fn strict_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice::<Strict>(bytes) {
+        Ok(Strict(Value::Object(m))) => Ok(m),
+        Ok(_) => Err("not an object".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A JSON value whose objects have no duplicate member names.
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("a number that is not finite"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut obj = Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            let Strict(v) = map.next_value()?;
+            if obj.contains_key(&name) {
+                return Err(de::Error::custom(format!("duplicate member name {name:?}")));
+            }
+            obj.insert(name, v);
+        }
+        Ok(Value::Object(obj))
+    }
 }
 
 /// The registered time claims (unix seconds). `None` means absent.
@@ -306,6 +390,49 @@ mod tests {
         assert!(parse(&format!("{good_h}.{good_p}.")).is_ok());
         assert!(decode_claims(&b64(&json!([1]))).is_err());
         assert!(decode_claims("%%%").is_err());
+    }
+
+    #[test]
+    fn duplicate_names_are_refused_at_any_depth() {
+        let enc = |s: &str| URL_SAFE_NO_PAD.encode(s.as_bytes());
+        for h in [
+            r#"{"alg":"none","alg":"RS256"}"#,
+            r#"{"alg":"RS256","kid":"a","kid":"a"}"#,
+            r#"{"alg":"RS256","x":[{"a":1,"a":1}]}"#,
+        ] {
+            let t = format!("{}.{}.c2ln", enc(h), enc("{}"));
+            let e = parse(&t).unwrap_err();
+            assert!(
+                e.detail().contains("duplicate member name"),
+                "{}",
+                e.detail()
+            );
+        }
+        let e = decode_claims(&enc(r#"{"sub":"a","sub":"b"}"#)).unwrap_err();
+        assert!(
+            e.detail().contains("duplicate member name"),
+            "{}",
+            e.detail()
+        );
+        // The same names in different objects are fine, and values keep their JSON types.
+        let c = decode_claims(&enc(
+            r#"{"a":{"x":1},"b":{"x":-2.5},"c":[null,true,"s",18446744073709551615]}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            Value::Object(c),
+            json!({"a":{"x":1},"b":{"x":-2.5},"c":[null,true,"s",18446744073709551615u64]})
+        );
+    }
+
+    #[test]
+    fn nesting_is_bounded_without_overflowing_the_stack() {
+        let enc = |s: &str| URL_SAFE_NO_PAD.encode(s.as_bytes());
+        let ok = format!(r#"{{"d":{}{}}}"#, "[".repeat(120), "]".repeat(120));
+        assert!(decode_claims(&enc(&ok)).is_ok());
+        let deep = format!(r#"{{"d":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        let e = decode_claims(&enc(&deep)).unwrap_err();
+        assert!(e.detail().contains("recursion limit"), "{}", e.detail());
     }
 
     #[test]

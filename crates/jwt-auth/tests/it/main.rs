@@ -4,6 +4,7 @@
 
 mod confusion;
 mod errors;
+mod hostile_tokens;
 mod jwks_cache;
 mod signatures;
 mod sources;
