@@ -5,6 +5,7 @@
 mod confusion;
 mod errors;
 mod hostile_tokens;
+mod jose_vectors;
 mod jwks_cache;
 mod signatures;
 mod sources;
