@@ -6,5 +6,6 @@ mod dcr;
 mod demo;
 mod foundation;
 mod harness;
+mod hostile;
 mod jwt;
 mod observability;
