@@ -188,14 +188,17 @@ impl JwtError {
                 format!("alg {alg:?} is not allowed for this API")
             }
             Self::BadSignature { kid, source } => {
+                let kid = kid.as_deref().map(short);
                 format!("signature does not verify (kid {kid:?}, tried {source})")
             }
             Self::UnknownKid { kid, urls } => format!(
-                "kid {kid:?} not found in the key sets of {} even after a refetch",
+                "kid {:?} not found in the key sets of {} even after a refetch",
+                short(kid),
                 urls.join(", ")
             ),
             Self::KidNotString => "the kid header is not a string".to_owned(),
             Self::KeyTypeMismatch { alg, kid, key } => {
+                let kid = kid.as_deref().map(short);
                 format!("no key fits alg {alg:?} (kid {kid:?}): {key}")
             }
             Self::MissingKid { candidates } => format!(
@@ -223,6 +226,16 @@ impl JwtError {
                 urls.join(", ")
             ),
         }
+    }
+}
+
+/// A kid for a log line: the token's kid is attacker-chosen and may be up to the token size limit,
+/// so only its first characters are logged.
+fn short(kid: &str) -> String {
+    const MAX_CHARS: usize = 64;
+    match kid.char_indices().nth(MAX_CHARS) {
+        None => kid.to_owned(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &kid[..cut], kid.len()),
     }
 }
 
@@ -371,6 +384,31 @@ mod tests {
         }
         let e = &all()[3];
         assert!(e.detail().contains("secret-kid"), "{}", e.detail());
+    }
+
+    #[test]
+    fn huge_kids_are_shortened_in_the_detail() {
+        let kid = "é".repeat(20_000);
+        let e = JwtError::UnknownKid {
+            kid: kid.clone(),
+            urls: vec!["https://idp/jwks".into()],
+        };
+        let d = e.detail();
+        assert!(d.len() < 300, "{d}");
+        assert!(
+            d.contains(&"é".repeat(64)) && d.contains("(40000 bytes)"),
+            "{d}"
+        );
+        let e = JwtError::BadSignature {
+            kid: Some(kid),
+            source: "x".into(),
+        };
+        assert!(e.detail().len() < 300);
+        let e = JwtError::UnknownKid {
+            kid: "k1".into(),
+            urls: vec![],
+        };
+        assert!(e.detail().contains("\"k1\""), "{}", e.detail());
     }
 
     #[test]
