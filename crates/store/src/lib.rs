@@ -267,6 +267,66 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Turns a client into a tombstone: credentials wiped, `deleted_at` set.
     async fn mark_client_deleted(&self, client_id: &str) -> Result<(), StoreError>;
+
+    /// Records a dashboard session (and drops expired ones).
+    async fn create_admin_session(
+        &self,
+        token_hash: &str,
+        email: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// A live dashboard session.
+    async fn admin_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<AdminSessionRow>, StoreError>;
+    /// Sets (or clears) a session's one-time message.
+    async fn set_admin_flash(&self, token_hash: &str, flash: Option<&str>)
+    -> Result<(), StoreError>;
+    /// Ends a dashboard session.
+    async fn delete_admin_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Ends every dashboard session of one admin (after their removal or a password change).
+    async fn delete_admin_sessions_of(&self, email: &str) -> Result<(), StoreError>;
+
+    /// Appends to the audit log.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// The newest audit entries first, at most `limit`, older than `before_id` when given.
+    async fn list_audit(
+        &self,
+        limit: u32,
+        before_id: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// A dashboard session, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSessionRow {
+    /// The admin's email.
+    pub email: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// The pending one-time message (JSON), if any.
+    pub flash: Option<String>,
+}
+
+/// One audit log entry: who changed what, when. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Assigned by the store (0 before).
+    pub id: i64,
+    /// Unix seconds.
+    pub at: i64,
+    /// Admin email, `admin-api-key`, `cli` or `system`.
+    pub actor: String,
+    /// What was done, e.g. `api.update`.
+    pub action: String,
+    /// The id acted on (empty when none).
+    pub target: String,
+    /// Short detail (no secrets).
+    pub detail: String,
+    /// The client address, or `cli`.
+    pub source: String,
 }
 
 /// The current time in unix seconds.

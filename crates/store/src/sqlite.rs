@@ -10,7 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::{
-    ClientRow, DeveloperRow, QuotaRow, Store, StoreError, StoredDoc, WriteMode, WriteOutcome,
+    AdminSessionRow, AuditEntry, ClientRow, DeveloperRow, QuotaRow, Store, StoreError, StoredDoc, WriteMode, WriteOutcome,
     unix_now,
 };
 
@@ -25,6 +25,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "portal",
         include_str!("../migrations/sqlite/0002_portal.sql"),
+    ),
+    (
+        4,
+        "admin",
+        include_str!("../migrations/sqlite/0004_admin.sql"),
     ),
 ];
 
@@ -746,6 +751,134 @@ impl Store for SqliteStore {
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(())
+    }
+
+    async fn create_admin_session(
+        &self,
+        token_hash: &str,
+        email: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let now = unix_now();
+        sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO admin_sessions (token_hash, email, created_at, expires_at)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(email)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn admin_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<AdminSessionRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT email, expires_at, flash FROM admin_sessions
+             WHERE token_hash = ? AND expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| {
+            Ok(AdminSessionRow {
+                email: r.try_get(0).map_err(db_err)?,
+                expires_at: r.try_get(1).map_err(db_err)?,
+                flash: r.try_get(2).map_err(db_err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_admin_flash(
+        &self,
+        token_hash: &str,
+        flash: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE admin_sessions SET flash = ? WHERE token_hash = ?")
+            .bind(flash)
+            .bind(token_hash)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_admin_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_admin_sessions_of(&self, email: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM admin_sessions WHERE email = ?")
+            .bind(email)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, target, detail, source)
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(entry.at)
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.target)
+        .bind(&entry.detail)
+        .bind(&entry.source)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        limit: u32,
+        before_id: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, target, detail, source FROM audit_log
+             WHERE id < ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(before_id.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.try_get(0).map_err(db_err)?,
+                    at: r.try_get(1).map_err(db_err)?,
+                    actor: r.try_get(2).map_err(db_err)?,
+                    action: r.try_get(3).map_err(db_err)?,
+                    target: r.try_get(4).map_err(db_err)?,
+                    detail: r.try_get(5).map_err(db_err)?,
+                    source: r.try_get(6).map_err(db_err)?,
+                })
+            })
+            .collect()
     }
 }
 

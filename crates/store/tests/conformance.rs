@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use gatehouse_store::{
-    ClientRow, DeveloperRow, PostgresStore, QuotaRow, SqliteStore, Store, StoreError, WriteMode,
+    AdminSessionRow, AuditEntry, ClientRow, DeveloperRow, PostgresStore, QuotaRow, SqliteStore, Store, StoreError, WriteMode,
     WriteOutcome, unix_now,
 };
 use serde_json::{Value, json};
@@ -195,6 +195,8 @@ conformance!(
     developers_crud_and_conflicts,
     sessions_and_expiry,
     developer_delete_removes_sessions,
+    admin_sessions_flash_and_expiry,
+    audit_log_newest_first_with_paging,
     clients_list_filter_tombstones_credentials,
     data_survives_reconnect_and_migrations_are_idempotent,
     concurrent_creates_with_one_listen_path,
@@ -1026,6 +1028,89 @@ async fn sessions_and_expiry(b: &Backend) {
     );
 }
 
+async fn admin_sessions_flash_and_expiry(b: &Backend) {
+    let s = b.open().await;
+    let now = unix_now();
+    s.create_admin_session("h1", "a@example.com", now + 3600)
+        .await
+        .unwrap();
+    s.create_admin_session("h2", "a@example.com", now + 3600)
+        .await
+        .unwrap();
+    s.create_admin_session("h3", "b@example.com", now + 3600)
+        .await
+        .unwrap();
+    let row = s.admin_session("h1", now).await.unwrap().unwrap();
+    assert_eq!(
+        row,
+        AdminSessionRow {
+            email: "a@example.com".into(),
+            expires_at: now + 3600,
+            flash: None
+        }
+    );
+    // Expiry is exclusive, and creating a session purges expired ones.
+    assert!(s.admin_session("h1", now + 3600).await.unwrap().is_none());
+    s.create_admin_session("old", "b@example.com", now - 1)
+        .await
+        .unwrap();
+    assert!(s.admin_session("old", now).await.unwrap().is_none());
+    assert!(s.admin_session("old", now - 10).await.unwrap().is_some());
+    s.create_admin_session("h4", "b@example.com", now + 60)
+        .await
+        .unwrap();
+    assert!(s.admin_session("old", now - 10).await.unwrap().is_none());
+    // Token hashes are unique.
+    assert!(
+        s.create_admin_session("h1", "b@example.com", now + 60)
+            .await
+            .is_err()
+    );
+
+    s.set_admin_flash("h1", Some("{\"kind\":\"ok\"}"))
+        .await
+        .unwrap();
+    let row = s.admin_session("h1", now).await.unwrap().unwrap();
+    assert_eq!(row.flash.as_deref(), Some("{\"kind\":\"ok\"}"));
+    s.set_admin_flash("h1", None).await.unwrap();
+    assert_eq!(s.admin_session("h1", now).await.unwrap().unwrap().flash, None);
+
+    s.delete_admin_session("h3").await.unwrap();
+    s.delete_admin_session("h3").await.unwrap();
+    assert!(s.admin_session("h3", now).await.unwrap().is_none());
+    s.delete_admin_sessions_of("a@example.com").await.unwrap();
+    assert!(s.admin_session("h1", now).await.unwrap().is_none());
+    assert!(s.admin_session("h2", now).await.unwrap().is_none());
+    assert!(s.admin_session("h4", now).await.unwrap().is_some());
+}
+
+async fn audit_log_newest_first_with_paging(b: &Backend) {
+    let s = b.open().await;
+    assert!(s.list_audit(10, None).await.unwrap().is_empty());
+    for i in 0..5 {
+        s.append_audit(&AuditEntry {
+            id: 0,
+            at: 1_700_000_000 + i,
+            actor: "a@example.com".into(),
+            action: format!("api.update{i}"),
+            target: format!("t{i}"),
+            detail: "d".into(),
+            source: "127.0.0.1".into(),
+        })
+        .await
+        .unwrap();
+    }
+    let page = s.list_audit(3, None).await.unwrap();
+    let actions: Vec<&str> = page.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["api.update4", "api.update3", "api.update2"]);
+    assert_eq!(page[0].at, 1_700_000_004);
+    assert_eq!(page[0].target, "t4");
+    assert_eq!(page[0].source, "127.0.0.1");
+    let rest = s.list_audit(10, Some(page[2].id)).await.unwrap();
+    let actions: Vec<&str> = rest.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["api.update1", "api.update0"]);
+}
+
 async fn developer_delete_removes_sessions(b: &Backend) {
     let s = b.open().await;
     s.put_developer(&dev("d1", "a@example.com"), WriteMode::Create)
@@ -1242,7 +1327,11 @@ async fn data_survives_reconnect_and_migrations_are_idempotent(b: &Backend) {
                 .unwrap();
         assert_eq!(
             applied,
-            [(1, "initial".to_owned()), (2, "portal".to_owned())]
+            [
+                (1, "initial".to_owned()),
+                (2, "portal".to_owned()),
+                (4, "admin".to_owned())
+            ]
         );
     }
 }
@@ -1606,7 +1695,7 @@ mod postgres_only {
                 .fetch_all(&mut conn)
                 .await
                 .unwrap();
-        assert_eq!(applied, [1, 2]);
+        assert_eq!(applied, [1, 2, 4]);
         let version: i64 = sqlx::query_scalar("SELECT version FROM config_version")
             .fetch_one(&mut conn)
             .await
