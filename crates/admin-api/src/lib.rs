@@ -27,7 +27,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::AdminKey;
+pub use auth::{AdminKey, ClientAddr};
 pub use control::{ChangeHook, Control, ControlError, TykBundle, no_hook};
 
 /// Hooks the admin API calls into other parts of the process.

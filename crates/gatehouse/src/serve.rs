@@ -274,8 +274,11 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
                 async move { t.metrics_response() }
             }),
         );
-        let dash =
-            axum::serve(dash_listener, dash_app).with_graceful_shutdown(stopped(stop_rx.clone()));
+        let dash = axum::serve(
+            dash_listener,
+            dash_app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
         tasks.push(tokio::spawn(async move {
             if let Err(e) = dash.await {
                 tracing::error!(error = %e, "the dashboard listener failed");
@@ -289,7 +292,8 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
                     portal,
                     secure_cookies: false,
                 }),
-            ),
+            )
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(stopped(stop_rx.clone()));
         tasks.push(tokio::spawn(async move {

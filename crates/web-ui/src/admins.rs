@@ -12,7 +12,7 @@ use gatehouse_store::{Store, StoreError, unix_now};
 /// The settings key of the admin list.
 pub const ADMINS_SETTING: &str = "dashboard_admins";
 /// Shortest admin password.
-pub const MIN_PASSWORD: usize = 10;
+pub const MIN_PASSWORD: usize = gatehouse_domain::portal::MIN_PASSWORD_CHARS;
 
 /// One admin user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -76,19 +76,9 @@ pub fn validate(email: &str, password: &str) -> Result<String, ValidationError> 
             "enter an email address such as admin@example.com",
         ));
     }
-    let n = password.chars().count();
-    if n < MIN_PASSWORD {
-        return Err(ValidationError::new(
-            "password",
-            format!("the password must have at least {MIN_PASSWORD} characters"),
-        ));
-    }
-    if n > 256 {
-        return Err(ValidationError::new(
-            "password",
-            "the password must have at most 256 characters",
-        ));
-    }
+    // The same rules as developers' passwords (length, not repeated, not well known, not the
+    // email), so admins are held to at least what the portal asks of developers.
+    gatehouse_domain::portal::validate_password(password, Some(&email))?;
     Ok(email)
 }
 

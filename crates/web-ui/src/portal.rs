@@ -2,6 +2,7 @@
 //! API documentation, and OAuth clients (the creation wizard, the client page with ready-to-copy
 //! `curl` commands, rotate secret, delete).
 
+use gatehouse_admin_api::ClientAddr;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -209,7 +210,12 @@ async fn login_page(State(ui): State<PortalUi>, headers: HeaderMap) -> Response 
     )
 }
 
-async fn login(State(ui): State<PortalUi>, headers: HeaderMap, body: Bytes) -> Response {
+async fn login(
+    State(ui): State<PortalUi>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let f = Form::parse(&body);
     let (binding, new) = pre_binding(&headers);
     if new || !ui.0.csrf.verify("pre", &binding, f.csrf()) {
@@ -224,11 +230,22 @@ async fn login(State(ui): State<PortalUi>, headers: HeaderMap, body: Bytes) -> R
     if password.is_empty() {
         errors.add("password", "Enter your password.");
     }
+    let mut status = StatusCode::UNAUTHORIZED;
     if errors.is_empty() {
-        match ui.portal().login(&email, &password).await {
+        match ui.portal().login(&email, &password, &addr).await {
             Ok((token, _)) => return ui.signed_in(&token, "/catalogue"),
             Err(PortalError::Unauthorized(_)) => {
                 errors.add("password", "Wrong email or password.");
+            }
+            Err(PortalError::Throttled { retry_after, .. }) => {
+                status = StatusCode::TOO_MANY_REQUESTS;
+                errors.add(
+                    "password",
+                    format!(
+                        "Too many failed sign-ins. Try again in {}.",
+                        crate::dashboard::wait_words(retry_after)
+                    ),
+                );
             }
             Err(e) => errors.general(e.to_string()),
         }
@@ -237,7 +254,7 @@ async fn login(State(ui): State<PortalUi>, headers: HeaderMap, body: Bytes) -> R
         ui.anon_base("login", "Sign in").await,
         json!({"csrf": f.csrf(), "form": {"email": email}, "errors": errors}),
     );
-    render(StatusCode::UNAUTHORIZED, "p_login.html", &ctx)
+    render(status, "p_login.html", &ctx)
 }
 
 async fn signup_page(State(ui): State<PortalUi>, headers: HeaderMap) -> Response {
@@ -266,7 +283,12 @@ async fn signup_page(State(ui): State<PortalUi>, headers: HeaderMap) -> Response
     )
 }
 
-async fn signup(State(ui): State<PortalUi>, headers: HeaderMap, body: Bytes) -> Response {
+async fn signup(
+    State(ui): State<PortalUi>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let f = Form::parse(&body);
     let (binding, new) = pre_binding(&headers);
     if new || !ui.0.csrf.verify("pre", &binding, f.csrf()) {
@@ -275,7 +297,7 @@ async fn signup(State(ui): State<PortalUi>, headers: HeaderMap, body: Bytes) -> 
     let input = json!({"email": f.text("email"), "first_name": f.text("first_name"),
                        "last_name": f.text("last_name"), "password": f.raw("password")});
     let mut errors = FieldErrors::default();
-    match ui.portal().signup(input).await {
+    match ui.portal().signup(input, &addr).await {
         Ok((token, _)) => return ui.signed_in(&token, "/catalogue"),
         Err(PortalError::Conflict { message, .. }) => errors.add("email", message),
         Err(e) => crate::dashboard::place_portal_error(&mut errors, &e, TABLE),
