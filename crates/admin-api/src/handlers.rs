@@ -314,11 +314,33 @@ pub async fn import_tyk(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let v = parse_json(&body)?;
-    let Value::Object(mut obj) = v else {
-        return Err(ApiError::bad_field(
-            "",
-            "send {\"apis\": [...], \"policies\": [...]}",
-        ));
+    let bundle = tyk_bundle(v).map_err(|e| ApiError::bad_field(e.field, e.message))?;
+    Ok(Json(ImportReport::new(s.control.import_tyk(bundle).await)))
+}
+
+/// Reads an import document: `{"apis": [...], "policies": [...] or {id: policy}}`, or (as the
+/// dashboard's import page allows) one API definition or an array of them. Errors name `apis`,
+/// `policies` or the document (`""`).
+pub fn tyk_bundle(v: Value) -> Result<TykBundle, gatehouse_domain::ValidationError> {
+    use gatehouse_domain::ValidationError as E;
+    let mut obj = match v {
+        Value::Object(o) if o.contains_key("apis") || o.contains_key("policies") => o,
+        Value::Object(o) if o.contains_key("proxy") || o.contains_key("api_id") => {
+            let mut m = serde_json::Map::new();
+            m.insert("apis".into(), Value::Array(vec![Value::Object(o)]));
+            m
+        }
+        Value::Array(list) => {
+            let mut m = serde_json::Map::new();
+            m.insert("apis".into(), Value::Array(list));
+            m
+        }
+        _ => {
+            return Err(E::new(
+                "",
+                "send {\"apis\": [...], \"policies\": [...]}, one API definition or an array of them",
+            ));
+        }
     };
     let mut bundle = TykBundle::default();
     match obj.remove("apis") {
@@ -329,10 +351,7 @@ pub async fn import_tyk(
             }
         }
         Some(_) => {
-            return Err(ApiError::bad_field(
-                "apis",
-                "apis must be an array of API definitions",
-            ));
+            return Err(E::new("apis", "apis must be an array of API definitions"));
         }
     }
     match obj.remove("policies") {
@@ -341,19 +360,19 @@ pub async fn import_tyk(
             bundle.policies.push(("policies".to_owned(), p))
         }
         Some(_) => {
-            return Err(ApiError::bad_field(
+            return Err(E::new(
                 "policies",
                 "policies must be an array or an object keyed by policy id",
             ));
         }
     }
     if bundle.apis.is_empty() && bundle.policies.is_empty() {
-        return Err(ApiError::bad_field(
+        return Err(E::new(
             "",
             "nothing to import: send \"apis\" and/or \"policies\"",
         ));
     }
-    Ok(Json(ImportReport::new(s.control.import_tyk(bundle).await)))
+    Ok(bundle)
 }
 
 /// The answer to a cache flush.

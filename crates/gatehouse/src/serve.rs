@@ -245,14 +245,16 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             gatehouse_web_ui::PortalUi::new(Arc::clone(&portal), Arc::clone(&store), ui_settings)
                 .await
                 .context("cannot set up the portal pages")?;
+        let hooks: Arc<dyn gatehouse_admin_api::AdminHooks> = Arc::new(ProcessHooks {
+            snapshot: Arc::clone(&snapshot),
+            deps: deps.clone(),
+        });
+        dashboard_ui.set_hooks(Arc::clone(&hooks));
         let admin = gatehouse_admin_api::router(AdminState {
             portal: Arc::clone(&portal),
             control,
             key: Arc::new(key),
-            hooks: Arc::new(ProcessHooks {
-                snapshot: Arc::clone(&snapshot),
-                deps: deps.clone(),
-            }),
+            hooks,
         });
         let dash_listener = bind(cfg.dashboard_listen, "dashboard", "dashboard-listen").await?;
         let portal_listener = bind(cfg.portal_listen, "developer portal", "portal-listen").await?;

@@ -139,3 +139,34 @@ pub async fn verify(
     };
     Ok(ok.then_some(user))
 }
+
+/// Removes an admin and ends their sessions. An admin cannot remove themself (`me`), and the
+/// last admin cannot be removed.
+pub async fn remove(store: &dyn Store, email: &str, me: &str) -> Result<(), AdminError> {
+    let email = email.trim().to_ascii_lowercase();
+    if email == me {
+        return Err(AdminError::Invalid(ValidationError::new(
+            "email",
+            "you cannot remove yourself; ask another admin",
+        )));
+    }
+    let mut all = list(store).await?;
+    let before = all.len();
+    all.retain(|a| a.email != email);
+    if all.len() == before {
+        return Err(AdminError::Invalid(ValidationError::new(
+            "email",
+            format!("there is no admin {email}"),
+        )));
+    }
+    if all.is_empty() {
+        return Err(AdminError::Invalid(ValidationError::new(
+            "email",
+            "the last admin cannot be removed",
+        )));
+    }
+    let text = serde_json::to_string(&all).unwrap_or_else(|_| "[]".to_owned());
+    store.put_setting(ADMINS_SETTING, &text).await?;
+    store.delete_admin_sessions_of(&email).await?;
+    Ok(())
+}

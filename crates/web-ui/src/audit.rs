@@ -92,9 +92,10 @@ pub fn classify(method: &Method, path: &str) -> Option<(String, String)> {
 }
 
 /// Whether a response means the change happened: a redirect after a saved page form (forms that
-/// fail or only show something answer 200 or 4xx), or a 2xx of the admin REST API.
+/// fail or only show something answer 200 or 4xx; the import page answers its report with 200),
+/// or a 2xx of the admin REST API.
 fn succeeded(path: &str, status: u16) -> bool {
-    if path == "/api" || path.starts_with("/api/") {
+    if path == "/api" || path.starts_with("/api/") || path == "/import" {
         (200..300).contains(&status)
     } else {
         (300..400).contains(&status)
@@ -233,5 +234,7 @@ mod tests {
         assert!(succeeded("/api/apis", 201));
         assert!(!succeeded("/api/apis", 400));
         assert!(!succeeded("/api/apis", 401));
+        assert!(succeeded("/import", 200));
+        assert!(!succeeded("/import", 400));
     }
 }

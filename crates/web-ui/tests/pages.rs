@@ -24,7 +24,11 @@ struct App {
 }
 
 async fn app() -> App {
-    let dir = tempfile::tempdir().unwrap();
+    app_in(tempfile::tempdir().unwrap()).await
+}
+
+/// The app over the store in `dir` (a second app over the same directory is a restart).
+async fn app_in(dir: tempfile::TempDir) -> App {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
     let secrets = Arc::new(SecretBox::load_or_create(dir.path(), None).unwrap());
     let control = Control::new(Arc::clone(&store), no_hook());
@@ -229,4 +233,177 @@ async fn setup_csrf_same_origin_and_escaping() {
     assert!(r.content_type.starts_with("text/css"));
     let r = call(&a.portal, get("/clients", "")).await;
     assert_eq!(r.location.as_deref(), Some("/login"));
+}
+
+/// Creates the first admin through /setup; returns the session cookie pair.
+async fn setup_admin(a: &App, email: &str, password: &str) -> String {
+    let r = call(&a.dash, get("/setup", "")).await;
+    let pre = cookie_pair(&r.cookies, "gh_pre");
+    let form = format!(
+        "email={}&password={password}&password_confirm={password}&_csrf={}",
+        email.replace('@', "%40"),
+        csrf_in(&r.body)
+    );
+    let r = call(&a.dash, post("/setup", &pre, &form, None)).await;
+    assert_eq!(r.location.as_deref(), Some("/apis"), "{}", r.body);
+    cookie_pair(&r.cookies, "gh_dash")
+}
+
+/// Signs in on /login; returns the answer.
+async fn sign_in(a: &App, email: &str, password: &str) -> Answer {
+    let r = call(&a.dash, get("/login", "")).await;
+    let pre = cookie_pair(&r.cookies, "gh_pre");
+    let form = format!(
+        "email={}&password={password}&_csrf={}",
+        email.replace('@', "%40"),
+        csrf_in(&r.body)
+    );
+    call(&a.dash, post("/login", &pre, &form, None)).await
+}
+
+#[tokio::test]
+async fn admins_throttling_audit_import_and_sessions_that_survive_a_restart() {
+    let a = app().await;
+    let root = setup_admin(&a, "root@example.com", "first+admin+pw").await;
+
+    // Adding an admin: the password rules apply, errors sit next to their field.
+    let page = call(&a.dash, get("/admins", &root)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("root@example.com"));
+    let csrf = csrf_in(&page.body);
+    let weak = format!(
+        "email=ops%40example.com&password=password123&password_confirm=password123&_csrf={csrf}"
+    );
+    let r = call(&a.dash, post("/admins/new", &root, &weak, None)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("id=\"err-password\""), "{}", r.body);
+    assert!(r.body.contains("too common"));
+    let good = format!(
+        "email=ops%40example.com&password=second+admin+pw&password_confirm=second+admin+pw&_csrf={csrf}"
+    );
+    let r = call(&a.dash, post("/admins/new", &root, &good, None)).await;
+    assert_eq!(r.location.as_deref(), Some("/admins"));
+    let page = call(&a.dash, get("/admins", &root)).await;
+    assert!(
+        page.body.contains("ops@example.com") && page.body.contains("Admin ops@example.com added")
+    );
+
+    // Sign-in throttling: five wrong passwords are answered 401, then 429 even with the right one.
+    for i in 0..5 {
+        let r = sign_in(&a, "ops@example.com", "wrong+password+x").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+        assert!(r.body.contains("Wrong email or password."));
+    }
+    let r = sign_in(&a, "ops@example.com", "second+admin+pw").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        r.body.contains("Too many failed sign-ins for this account"),
+        "{}",
+        r.body
+    );
+    // Another account is not affected.
+    let r = sign_in(&a, "root@example.com", "first+admin+pw").await;
+    assert_eq!(r.location.as_deref(), Some("/apis"));
+
+    // Import from Tyk through the page: one API definition.
+    let page = call(&a.dash, get("/import", &root)).await;
+    let csrf = csrf_in(&page.body);
+    let doc = json!({"name": "Pay", "api_id": "pay", "use_keyless": true,
+        "proxy": {"listen_path": "/pay/", "target_url": "http://127.0.0.1:9", "strip_listen_path": true}});
+    let form = format!("document={}&_csrf={csrf}", urlencode(&doc.to_string()));
+    let r = call(&a.dash, post("/import", &root, &form, None)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("1 imported, 0 failed"), "{}", r.body);
+    assert!(a.control.get_api("pay").await.is_ok());
+    let bad = format!("document=%7Bnot+json&_csrf={csrf}");
+    let r = call(&a.dash, post("/import", &root, &bad, None)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("id=\"err-document\"") && r.body.contains("not valid JSON"));
+
+    // The audit log has the sign-in failures, the throttled attempt, the admin added and the
+    // import, with who did it.
+    let audit = call(&a.dash, get("/audit", &root)).await;
+    assert_eq!(audit.status, StatusCode::OK);
+    assert_eq!(
+        audit.body.matches("admin.sign_in_failed").count(),
+        6,
+        "{}",
+        audit.body
+    );
+    assert!(audit.body.contains("throttled"));
+    assert!(audit.body.contains("admin.create"));
+    assert!(audit.body.contains("import.tyk"));
+    assert!(audit.body.contains("POST &#x2f;admins&#x2f;new"));
+    assert!(!audit.body.contains("second+admin+pw") && !audit.body.contains("second admin pw"));
+
+    // A restart (a new app over the same database) keeps the session.
+    let App {
+        dash,
+        control,
+        _dir,
+        ..
+    } = a;
+    drop((dash, control));
+    let a = app_in(_dir).await;
+    let r = call(&a.dash, get("/apis", &root)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "signed out by a restart: {:?}",
+        r.location
+    );
+
+    // Removing an admin: not yourself; the removed admin's sessions end.
+    let ops = {
+        // A fresh process has no throttle record for ops.
+        let r = sign_in(&a, "ops@example.com", "second+admin+pw").await;
+        assert_eq!(r.location.as_deref(), Some("/apis"));
+        cookie_pair(&r.cookies, "gh_dash")
+    };
+    let page = call(&a.dash, get("/admins", &root)).await;
+    let csrf = csrf_in(&page.body);
+    let r = call(
+        &a.dash,
+        post(
+            "/admins/root@example.com/delete",
+            &root,
+            &format!("_csrf={csrf}"),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(r.location.as_deref(), Some("/admins"));
+    let page = call(&a.dash, get("/admins", &root)).await;
+    assert!(
+        page.body.contains("you cannot remove yourself"),
+        "{}",
+        page.body
+    );
+    let csrf = csrf_in(&page.body);
+    let r = call(
+        &a.dash,
+        post(
+            "/admins/ops@example.com/delete",
+            &root,
+            &format!("_csrf={csrf}"),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(r.location.as_deref(), Some("/admins"));
+    let r = call(&a.dash, get("/apis", &ops)).await;
+    assert_eq!(r.location.as_deref(), Some("/login"));
+    let page = call(&a.dash, get("/admins", &root)).await;
+    assert!(!page.body.contains("ops@example.com</td>"));
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -236,3 +236,67 @@ pub(super) async fn delete_client(
     ui.flash(&a, flash);
     Redirect::to(&format!("/developers/{id}")).into_response()
 }
+
+pub(super) async fn delete_page(
+    State(ui): State<DashboardUi>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let a = match ui.admin(&headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let base = ui.base(&a, "developers", "Delete developer");
+    match ui.portal().developer(&id).await {
+        Ok(d) => confirm_page(
+            base,
+            &format!("Delete {}?", d.email),
+            "Their OAuth clients are deleted at the identity provider first, their tokens are \
+             refused, and the account is removed for good. To keep the account, deactivate it \
+             instead.",
+            &format!("/developers/{id}/delete"),
+            "Delete developer",
+            &format!("/developers/{id}"),
+        ),
+        Err(e) => not_found(base, &e.to_string(), "/developers"),
+    }
+}
+
+pub(super) async fn delete(
+    State(ui): State<DashboardUi>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let f = Form::parse(&body);
+    let a = match ui.admin_post(&headers, &f).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let email = ui
+        .portal()
+        .developer(&id)
+        .await
+        .map(|d| d.email)
+        .unwrap_or_else(|_| id.clone());
+    match ui.portal().delete_developer(&id).await {
+        Ok(()) => {
+            ui.flash(&a, Flash::ok(format!("Developer {email} deleted.")));
+            Redirect::to("/developers").into_response()
+        }
+        Err(PortalError::NotFound(m)) => {
+            not_found(ui.base(&a, "developers", "Not found"), &m, "/developers")
+        }
+        Err(e) => {
+            ui.flash(
+                &a,
+                Flash::with(
+                    "error",
+                    "The developer was not deleted.",
+                    vec![e.to_string()],
+                ),
+            );
+            Redirect::to(&format!("/developers/{id}")).into_response()
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The admin dashboard's pages (dashboard listener): sign-in and first-admin setup, APIs,
 //! policies, the portal catalogue, portal settings and developers.
 
+mod admin_pages;
 mod apis;
 mod catalogue;
 mod developers;
@@ -20,8 +21,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use gatehouse_admin_api::Control;
 use gatehouse_admin_api::portal::Portal;
+use gatehouse_admin_api::{AdminHooks, Control, NoHooks};
 use gatehouse_domain::throttle::LoginThrottle;
 use gatehouse_store::{Store, unix_now};
 
@@ -49,6 +50,7 @@ struct Inner {
     /// message lost to a restart or another node is only a message.
     flashes: parking_lot::Mutex<HashMap<String, Flash>>,
     throttle: parking_lot::Mutex<LoginThrottle>,
+    hooks: std::sync::OnceLock<Arc<dyn AdminHooks>>,
     setup_lock: tokio::sync::Mutex<()>,
 }
 
@@ -90,8 +92,22 @@ impl DashboardUi {
             settings,
             flashes: parking_lot::Mutex::new(HashMap::new()),
             throttle: parking_lot::Mutex::new(LoginThrottle::default()),
+            hooks: std::sync::OnceLock::new(),
             setup_lock: tokio::sync::Mutex::new(()),
         })))
+    }
+
+    /// Gives the pages the process hooks (JWKS flush) the admin API uses. Without them, the
+    /// flush button reports nothing flushed.
+    pub fn set_hooks(&self, hooks: Arc<dyn AdminHooks>) {
+        let _ = self.0.hooks.set(hooks);
+    }
+
+    pub(crate) fn hooks(&self) -> &dyn AdminHooks {
+        match self.0.hooks.get() {
+            Some(h) => h.as_ref(),
+            None => &NoHooks,
+        }
     }
 
     pub(crate) fn control(&self) -> &Control {
@@ -292,6 +308,22 @@ pub fn dashboard_router(ui: DashboardUi) -> Router {
             "/developers/{id}/clients/{client_id}/delete",
             get(developers::delete_client_page).post(developers::delete_client),
         )
+        .route(
+            "/developers/{id}/delete",
+            get(developers::delete_page).post(developers::delete),
+        )
+        .route("/apis/{id}/jwks-flush", post(admin_pages::flush_jwks))
+        .route(
+            "/import",
+            get(admin_pages::import_page).post(admin_pages::import),
+        )
+        .route("/admins", get(admin_pages::admins_page))
+        .route("/admins/new", post(admin_pages::add_admin))
+        .route(
+            "/admins/{email}/delete",
+            get(admin_pages::delete_admin_page).post(admin_pages::delete_admin),
+        )
+        .route("/audit", get(admin_pages::audit_page))
         .layer(axum::middleware::from_fn(crate::security::same_origin))
         .with_state(ui)
 }
