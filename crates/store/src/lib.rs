@@ -281,9 +281,6 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
         now: i64,
     ) -> Result<Option<AdminSessionRow>, StoreError>;
-    /// Sets (or clears) a session's one-time message.
-    async fn set_admin_flash(&self, token_hash: &str, flash: Option<&str>)
-    -> Result<(), StoreError>;
     /// Ends a dashboard session.
     async fn delete_admin_session(&self, token_hash: &str) -> Result<(), StoreError>;
     /// Ends every dashboard session of one admin (after their removal or a password change).
@@ -306,8 +303,6 @@ pub struct AdminSessionRow {
     pub email: String,
     /// Unix seconds.
     pub expires_at: i64,
-    /// The pending one-time message (JSON), if any.
-    pub flash: Option<String>,
 }
 
 /// One audit log entry: who changed what, when. Never holds a secret.

@@ -27,8 +27,8 @@ use sqlx::{Connection, Postgres, Row, Transaction};
 use tokio::sync::mpsc;
 
 use crate::{
-    AdminSessionRow, AuditEntry, ClientRow, DeveloperRow, QuotaRow, Store, StoreError, StoredDoc, WriteMode, WriteOutcome,
-    unix_now,
+    AdminSessionRow, AuditEntry, ClientRow, DeveloperRow, QuotaRow, Store, StoreError, StoredDoc,
+    WriteMode, WriteOutcome, unix_now,
 };
 
 /// Migrations for PostgreSQL, in order; the versions match the SQLite ones. Each runs once, in its
@@ -1174,7 +1174,7 @@ impl Store for PostgresStore {
         now: i64,
     ) -> Result<Option<AdminSessionRow>, StoreError> {
         let row = sqlx::query(
-            "SELECT email, expires_at, flash FROM admin_sessions
+            "SELECT email, expires_at FROM admin_sessions
              WHERE token_hash = $1 AND expires_at > $2",
         )
         .bind(token_hash)
@@ -1186,24 +1186,9 @@ impl Store for PostgresStore {
             Ok(AdminSessionRow {
                 email: r.try_get(0).map_err(db_err)?,
                 expires_at: r.try_get(1).map_err(db_err)?,
-                flash: r.try_get(2).map_err(db_err)?,
             })
         })
         .transpose()
-    }
-
-    async fn set_admin_flash(
-        &self,
-        token_hash: &str,
-        flash: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE admin_sessions SET flash = $1 WHERE token_hash = $2")
-            .bind(flash)
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(())
     }
 
     async fn delete_admin_session(&self, token_hash: &str) -> Result<(), StoreError> {

@@ -10,8 +10,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::{
-    AdminSessionRow, AuditEntry, ClientRow, DeveloperRow, QuotaRow, Store, StoreError, StoredDoc, WriteMode, WriteOutcome,
-    unix_now,
+    AdminSessionRow, AuditEntry, ClientRow, DeveloperRow, QuotaRow, Store, StoreError, StoredDoc,
+    WriteMode, WriteOutcome, unix_now,
 };
 
 /// Migrations for SQLite, in order. Each runs once, in its own transaction.
@@ -785,7 +785,7 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<Option<AdminSessionRow>, StoreError> {
         let row = sqlx::query(
-            "SELECT email, expires_at, flash FROM admin_sessions
+            "SELECT email, expires_at FROM admin_sessions
              WHERE token_hash = ? AND expires_at > ?",
         )
         .bind(token_hash)
@@ -797,24 +797,9 @@ impl Store for SqliteStore {
             Ok(AdminSessionRow {
                 email: r.try_get(0).map_err(db_err)?,
                 expires_at: r.try_get(1).map_err(db_err)?,
-                flash: r.try_get(2).map_err(db_err)?,
             })
         })
         .transpose()
-    }
-
-    async fn set_admin_flash(
-        &self,
-        token_hash: &str,
-        flash: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE admin_sessions SET flash = ? WHERE token_hash = ?")
-            .bind(flash)
-            .bind(token_hash)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err)?;
-        Ok(())
     }
 
     async fn delete_admin_session(&self, token_hash: &str) -> Result<(), StoreError> {

@@ -1,13 +1,13 @@
--- Gatehouse schema for PostgreSQL, version 4 (the same tables as migrations/sqlite/0004_admin.sql): dashboard sign-in sessions and the audit log of admin actions.
+-- Gatehouse schema for PostgreSQL, version 4: dashboard sign-in sessions and the audit log of
+-- admin actions. The same tables as migrations/sqlite/0004_admin.sql.
 
 -- Dashboard sessions; only a SHA-256 of the cookie value is stored. Shared by every dashboard
--- node and kept over restarts. `flash` is the one-time message for the admin's next page.
+-- node and kept over restarts.
 CREATE TABLE admin_sessions (
     token_hash  TEXT PRIMARY KEY NOT NULL,
     email       TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
-    expires_at  BIGINT NOT NULL,
-    flash       TEXT
+    expires_at  BIGINT NOT NULL
 );
 CREATE INDEX admin_sessions_email ON admin_sessions(email);
 
