@@ -30,6 +30,12 @@ pub struct RawConfig {
     pub upstream_response_timeout: Option<u64>,
     /// Seconds for a client to send its request headers.
     pub client_header_timeout: Option<u64>,
+    /// Largest request body in bytes for APIs without `global_size_limit` (0: no limit).
+    pub max_request_body: Option<u64>,
+    /// Largest request head in bytes (431 above).
+    pub max_header_bytes: Option<usize>,
+    /// Client connections served at once (503 and close above).
+    pub max_connections: Option<usize>,
     /// Milliseconds between checks of the configuration version (safety net for changes made by
     /// another process).
     pub config_poll_interval_ms: Option<u64>,
@@ -84,6 +90,9 @@ impl RawConfig {
             upstream_connect_timeout,
             upstream_response_timeout,
             client_header_timeout,
+            max_request_body,
+            max_header_bytes,
+            max_connections,
             config_poll_interval_ms,
             jwks_cache_ttl,
             jwks_min_refetch_interval,
@@ -136,6 +145,9 @@ impl RawConfig {
             upstream_connect_timeout: parse(&get, "GATEHOUSE_UPSTREAM_CONNECT_TIMEOUT")?,
             upstream_response_timeout: parse(&get, "GATEHOUSE_UPSTREAM_RESPONSE_TIMEOUT")?,
             client_header_timeout: parse(&get, "GATEHOUSE_CLIENT_HEADER_TIMEOUT")?,
+            max_request_body: parse(&get, "GATEHOUSE_MAX_REQUEST_BODY")?,
+            max_header_bytes: parse(&get, "GATEHOUSE_MAX_HEADER_BYTES")?,
+            max_connections: parse(&get, "GATEHOUSE_MAX_CONNECTIONS")?,
             config_poll_interval_ms: parse(&get, "GATEHOUSE_CONFIG_POLL_INTERVAL_MS")?,
             jwks_cache_ttl: parse(&get, "GATEHOUSE_JWKS_CACHE_TTL")?,
             jwks_min_refetch_interval: parse(&get, "GATEHOUSE_JWKS_MIN_REFETCH_INTERVAL")?,
@@ -195,6 +207,9 @@ pub struct Config {
     pub database_url: Option<String>,
     /// The admin key chosen by the operator (`GATEHOUSE_ADMIN_KEY`, environment only).
     pub admin_key: Option<String>,
+    /// The first dashboard admin (email, password), created at start when none exists: from
+    /// `GATEHOUSE_ADMIN_EMAIL` / `GATEHOUSE_ADMIN_PASSWORD` (environment only), or set by `demo`.
+    pub initial_admin: Option<(String, String)>,
     /// Where counters live.
     pub counters: gatehouse_gateway::limits::CounterBackend,
     /// Log format.
@@ -237,6 +252,17 @@ impl Config {
                 "upstream_response_timeout",
             )?,
             client_header_timeout: secs(raw.client_header_timeout, 30, "client_header_timeout")?,
+            max_request_body: raw.max_request_body.filter(|n| *n > 0),
+            max_header_bytes: match raw.max_header_bytes {
+                None => gatehouse_gateway::DEFAULT_MAX_HEADER_BYTES,
+                Some(n) if (1024..=1024 * 1024).contains(&n) => n,
+                Some(n) => bail!("max_header_bytes must be between 1024 and 1048576, not {n}"),
+            },
+            max_connections: match raw.max_connections {
+                None => gatehouse_gateway::DEFAULT_MAX_CONNECTIONS,
+                Some(0) => bail!("max_connections must be at least 1"),
+                Some(n) => n,
+            },
             ..Default::default()
         };
         let mut jwks = gatehouse_jwt::JwksCacheConfig::default();
@@ -298,6 +324,7 @@ impl Config {
             worker_threads: raw.worker_threads,
             database_url: raw.database_url,
             admin_key: None,
+            initial_admin: None,
             counters,
             oauth_redirect_uri_separator: raw
                 .oauth_redirect_uri_separator

@@ -113,6 +113,18 @@ struct CommonArgs {
     /// [env: GATEHOUSE_CLIENT_HEADER_TIMEOUT]
     #[arg(long, value_name = "SECS")]
     client_header_timeout: Option<u64>,
+    /// Largest request body in bytes for APIs that set no `global_size_limit`; 413 above it
+    /// (0: no limit). [default: 0] [env: GATEHOUSE_MAX_REQUEST_BODY]
+    #[arg(long, value_name = "BYTES")]
+    max_request_body: Option<u64>,
+    /// Largest request line plus headers in bytes; 431 above it. [default: 32768]
+    /// [env: GATEHOUSE_MAX_HEADER_BYTES]
+    #[arg(long, value_name = "BYTES")]
+    max_header_bytes: Option<usize>,
+    /// Client connections the gateway serves at once; more are answered 503 and closed.
+    /// [default: 10000] [env: GATEHOUSE_MAX_CONNECTIONS]
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
     /// Milliseconds between configuration version checks. [default: 500]
     /// [env: GATEHOUSE_CONFIG_POLL_INTERVAL_MS]
     #[arg(long, value_name = "MS")]
@@ -183,6 +195,9 @@ impl CommonArgs {
             upstream_connect_timeout: self.upstream_connect_timeout,
             upstream_response_timeout: self.upstream_response_timeout,
             client_header_timeout: self.client_header_timeout,
+            max_request_body: self.max_request_body,
+            max_header_bytes: self.max_header_bytes,
+            max_connections: self.max_connections,
             config_poll_interval_ms: self.config_poll_interval_ms,
             jwks_cache_ttl: self.jwks_cache_ttl,
             jwks_min_refetch_interval: self.jwks_min_refetch_interval,

@@ -189,7 +189,6 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(gatehouse_gateway::server::serve(
             listener,
             gateway,
-            cfg.gateway.client_header_timeout,
             stopped(stop_rx.clone()),
         )));
         banner.push(format!("Gateway:   {}", url_of(cfg.gateway_listen)));
@@ -234,6 +233,13 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             ..Default::default()
         }
         .with_admin_from_env();
+        let ui_settings = match &cfg.initial_admin {
+            Some(a) => gatehouse_web_ui::UiSettings {
+                initial_admin: Some(a.clone()),
+                ..ui_settings
+            },
+            None => ui_settings,
+        };
         let dashboard_ui = gatehouse_web_ui::DashboardUi::new(
             control.clone(),
             Arc::clone(&portal),

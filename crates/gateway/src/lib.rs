@@ -10,12 +10,14 @@
 //!   upstream request → response).
 //! - [`upstream`]: the pooled keep-alive upstream client (HTTP/1.1, http and https with system
 //!   roots) and header rewriting (hop-by-hop removal, `X-Forwarded-*`).
+//! - [`limited`]: request body size limits (413).
 //! - [`errors`]: JSON error answers (`{"error": "..."}`) with their statuses.
 //! - [`watch`]: [`watch::ConfigWatcher`], which reloads the snapshot when the store's configuration
 //!   version changes (notified in-process, and polled as a safety net).
 
 pub mod auth;
 pub mod errors;
+pub mod limited;
 pub mod limits;
 pub mod pipeline;
 pub mod server;
@@ -31,6 +33,11 @@ use arc_swap::ArcSwap;
 pub use pipeline::Gateway;
 pub use snapshot::Snapshot;
 
+/// Default [`GatewayConfig::max_header_bytes`]: 32 KiB, like nginx's default header buffers.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Default [`GatewayConfig::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// Gateway settings.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -44,6 +51,12 @@ pub struct GatewayConfig {
     pub upstream_idle_timeout: Duration,
     /// Maximum idle connections kept per upstream host.
     pub upstream_max_idle_per_host: usize,
+    /// Largest request body in bytes when the API sets no `global_size_limit`; `None`: no limit.
+    pub max_request_body: Option<u64>,
+    /// Largest request head (request line and headers) in bytes; 431 above it.
+    pub max_header_bytes: usize,
+    /// Client connections served at once; more are answered 503 and closed (load shedding).
+    pub max_connections: usize,
 }
 
 impl Default for GatewayConfig {
@@ -54,6 +67,9 @@ impl Default for GatewayConfig {
             client_header_timeout: Duration::from_secs(30),
             upstream_idle_timeout: Duration::from_secs(90),
             upstream_max_idle_per_host: 256,
+            max_request_body: None,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

@@ -1,39 +1,87 @@
 //! The gateway listener: HTTP/1.1 and HTTP/2 (prior knowledge, h2c) on one port.
+//!
+//! Limits that keep the process standing under hostile or excessive load:
+//! - **connections**: at most [`GatewayConfig::max_connections`](crate::GatewayConfig) are served
+//!   at once; a connection over the limit gets a short `503` JSON answer with `Retry-After` and is
+//!   closed, so overload sheds work instead of piling it up (counted in
+//!   [`ConnectionStats::refused`], shown on `/hello`);
+//! - **slow clients** (slowloris): the request head must arrive within the header timeout, which
+//!   also closes keep-alive connections left idle that long;
+//! - **request heads** over [`max_header_bytes`](crate::GatewayConfig) are answered `431`;
+//! - **bodies** over the API's limit are answered `413` ([`crate::limited`]).
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::pipeline::Gateway;
 
 /// How long in-flight requests may take to finish once shutdown starts.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The answer to a connection over the limit (written raw: no request is read).
+const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/json\r\n\
+retry-after: 1\r\n\
+connection: close\r\n\
+content-length: 61\r\n\
+\r\n\
+{\"error\":\"the gateway is at its connection limit; retry later\"}";
+
+/// Client connection counters.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    open: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl ConnectionStats {
+    /// Connections being served now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections refused by the connection limit since the start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
 /// Serves the gateway on `listener` until `shutdown` completes, then stops accepting and lets
 /// in-flight requests finish (up to [`DRAIN_TIMEOUT`]).
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
-    header_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
+    let cfg = gateway.config().clone();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(cfg.client_header_timeout)
+        .max_buf_size(cfg.max_header_bytes.max(8192))
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(cfg.client_header_timeout))
+        .keep_alive_timeout(cfg.client_header_timeout);
+    let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, remote) = tokio::select! {
+        let (mut stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -46,7 +94,30 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            let n = gateway
+                .connections()
+                .refused
+                .fetch_add(1, Ordering::Relaxed)
+                + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    refused = n,
+                    max = cfg.max_connections,
+                    "connection limit reached: refusing connections"
+                );
+            }
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    let _ = stream.write_all(OVERLOADED).await;
+                    let _ = stream.shutdown().await;
+                })
+                .await;
+            });
+            continue;
+        };
         let gw = Arc::clone(&gateway);
+        gw.connections().open.fetch_add(1, Ordering::Relaxed);
         let svc = service_fn(move |req| {
             let gw = Arc::clone(&gw);
             async move { Ok::<_, std::convert::Infallible>(gw.handle(req, remote, false).await) }
@@ -55,15 +126,37 @@ pub async fn serve(
             .serve_connection(TokioIo::new(stream), svc)
             .into_owned();
         let conn = graceful.watch(conn);
+        let gw = Arc::clone(&gateway);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "client connection ended with an error");
             }
+            gw.connections().open.fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
         });
     }
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("gateway drained"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gateway drain timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_overload_answer_is_well_formed() {
+        let text = std::str::from_utf8(super::OVERLOADED).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(len, body.len());
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(v["error"].as_str().unwrap().contains("connection limit"));
     }
 }

@@ -15,7 +15,7 @@ use crate::GatewayConfig;
 /// as they go, for the metrics and the access log).
 pub type UpstreamClient = Client<
     hyper_rustls::HttpsConnector<HttpConnector>,
-    gatehouse_telemetry::CountingBody<Incoming>,
+    gatehouse_telemetry::CountingBody<crate::limited::LimitedBody<Incoming>>,
 >;
 
 /// Builds the upstream client.

@@ -7,4 +7,5 @@ mod demo;
 mod foundation;
 mod harness;
 mod jwt;
+mod limits;
 mod observability;
