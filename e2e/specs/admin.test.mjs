@@ -101,6 +101,15 @@ describe('dashboard administration in a browser', () => {
     await page.getByText('Developer leaving@example.com added.').waitFor();
     await page.goto(`${gh.dashboard}/developers`);
     await page.getByRole('link', { name: 'leaving@example.com' }).click();
+    // Edit first: a bad email is shown next to its field, a good edit is saved.
+    await field('Email').fill('not-an-email');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.locator('#err-email').waitFor();
+    await field('Email').fill('leaving@example.com');
+    await field('First name').fill('Leeroy');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.getByText('Developer leaving@example.com saved.').waitFor();
+    assert.equal(await field('First name').inputValue(), 'Leeroy');
     await page.getByRole('link', { name: 'Delete' }).click();
     await page.getByRole('heading', { name: 'Delete developer' }).waitFor();
     await page.getByText('Delete leaving@example.com?').waitFor();
@@ -150,7 +159,7 @@ describe('dashboard administration in a browser', () => {
     await page.waitForURL(/\/audit$/);
     const text = await page.locator('#audit').innerText();
     for (const action of ['import.tyk', 'jwks.flush', 'portal_settings.update', 'developer.delete',
-      'admin.create', 'admin.delete', 'admin.sign_in_failed', 'admin.sign_in', 'admin.sign_out']) {
+      'developer.update', 'admin.create', 'admin.delete', 'admin.sign_in_failed', 'admin.sign_in', 'admin.sign_out']) {
       assert.ok(text.includes(action), `the audit log lacks ${action}:\n${text}`);
     }
     assert.match(text, new RegExp(`${ADMIN.email}\\s+admin\\.delete\\s+${OPS.email}`));

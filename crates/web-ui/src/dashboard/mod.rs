@@ -298,7 +298,10 @@ pub fn dashboard_router(ui: DashboardUi) -> Router {
             "/developers/new",
             get(developers::new_page).post(developers::create),
         )
-        .route("/developers/{id}", get(developers::show))
+        .route(
+            "/developers/{id}",
+            get(developers::show).post(developers::update),
+        )
         .route(
             "/developers/{id}/deactivate",
             get(developers::deactivate_page).post(developers::deactivate),
