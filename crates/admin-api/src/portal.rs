@@ -176,6 +176,70 @@ impl Portal {
         Ok(())
     }
 
+    /// Re-seals every stored secret (the portal's and catalogue entries' initial access tokens,
+    /// client secrets, registration access tokens) with the current key of this portal's
+    /// [`SecretBox`]; values sealed with it already are left alone. Used after a key rotation.
+    /// Returns (re-sealed, already current).
+    pub async fn reseal_secrets(&self) -> Result<(usize, usize), PortalError> {
+        let (mut moved, mut current) = (0, 0);
+        let mut one = |v: &mut Value| -> Result<bool, PortalError> {
+            match v.as_str().filter(|s| SecretBox::is_sealed(s)) {
+                None => Ok(false),
+                Some(s) => match self.secrets.reseal(s)? {
+                    Some(n) => {
+                        *v = Value::String(n);
+                        moved += 1;
+                        Ok(true)
+                    }
+                    None => {
+                        current += 1;
+                        Ok(false)
+                    }
+                },
+            }
+        };
+        if let Some(text) = self.store.get_setting(CONFIG_KEY).await? {
+            let mut v: Value = serde_json::from_str(&text)
+                .map_err(|e| PortalError::Store(format!("corrupt portal configuration: {e}")))?;
+            if let Some(t) = v.pointer_mut("/dcr_options/access_token")
+                && one(t)?
+            {
+                self.store.put_setting(CONFIG_KEY, &v.to_string()).await?;
+            }
+        }
+        for mut e in self.store.list_catalogue().await? {
+            if let Some(t) = e.doc.pointer_mut("/config/dcr_options/access_token")
+                && one(t)?
+            {
+                self.store
+                    .put_catalogue(&e.id, &e.doc, WriteMode::Replace)
+                    .await?;
+            }
+        }
+        for c in self.store.list_clients(None, true).await? {
+            let mut secret = c.secret_sealed.clone().map(Value::String);
+            let mut rat = c.rat_sealed.clone().map(Value::String);
+            let a = match &mut secret {
+                Some(v) => one(v)?,
+                None => false,
+            };
+            let b = match &mut rat {
+                Some(v) => one(v)?,
+                None => false,
+            };
+            if a || b {
+                self.store
+                    .update_client_credentials(
+                        &c.client_id,
+                        secret.as_ref().and_then(Value::as_str),
+                        rat.as_ref().and_then(Value::as_str),
+                    )
+                    .await?;
+            }
+        }
+        Ok((moved, current))
+    }
+
     // ----- configuration --------------------------------------------------------------------
 
     /// The stored portal configuration (defaults when none was saved).

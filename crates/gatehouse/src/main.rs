@@ -47,6 +47,10 @@ enum Command {
     Import(ImportCommand),
     /// Print the admin API's OpenAPI document (JSON) on stdout.
     Openapi,
+    /// Manage the key that encrypts secrets at rest (client secrets, registration and initial
+    /// access tokens).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// A first look on this machine: starts a built-in development IdP (not for production), an
     /// echo upstream and `gatehouse serve` on 127.0.0.1 with a fresh data directory, seeds a
     /// JWT-protected API, a policy, the portal and a demo developer, and prints the next steps.
@@ -57,6 +61,23 @@ enum Command {
         /// Port of the echo upstream.
         #[arg(long, default_value_t = 9401)]
         upstream_port: u16,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SecretsCommand {
+    /// Make a new random key current in <data-dir>/secret.key (the old key moves to
+    /// secret.key.previous, so nothing becomes unreadable) and re-seal every stored secret with
+    /// it. Restart running processes afterwards. Not for GATEHOUSE_SECRET_KEY: see `reseal`.
+    RotateKey {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Re-seal every stored secret with the current key: after setting GATEHOUSE_SECRET_KEY to a
+    /// new key with the old one in GATEHOUSE_SECRET_KEY_PREVIOUS (comma-separated).
+    Reseal {
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -285,6 +306,16 @@ fn main() -> ExitCode {
                         },
                     ))
                     .map(|()| ExitCode::SUCCESS)
+            })
+        }
+        Command::Secrets(cmd) => {
+            let (common, rotate) = match cmd {
+                SecretsCommand::RotateKey { common } => (common, true),
+                SecretsCommand::Reseal { common } => (common, false),
+            };
+            common.resolve().and_then(|cfg| {
+                init_logging(&cfg);
+                runtime(cfg.worker_threads)?.block_on(serve::secrets(cfg, rotate))
             })
         }
         Command::Gateway(args) => run_roles(&args, serve::Roles::GATEWAY),

@@ -214,13 +214,7 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             None => no_hook(),
         };
         let control = Control::new(Arc::clone(&store), on_change.clone());
-        let secrets = Arc::new(
-            SecretBox::load_or_create(
-                &cfg.data_dir,
-                std::env::var("GATEHOUSE_SECRET_KEY").ok().as_deref(),
-            )
-            .context("cannot load the key that encrypts secrets at rest")?,
-        );
+        let secrets = Arc::new(load_secrets(&cfg)?);
         let portal = Portal::new(
             Arc::clone(&store),
             secrets,
@@ -390,12 +384,107 @@ async fn shutdown_signal() {
 }
 
 /// `gatehouse import tyk DIR`.
+/// The key that encrypts secrets at rest (`GATEHOUSE_SECRET_KEY` or `<data-dir>/secret.key`), with
+/// the previous keys that still open values sealed before a rotation.
+fn load_secrets(cfg: &Config) -> anyhow::Result<SecretBox> {
+    let current = SecretBox::load_or_create(
+        &cfg.data_dir,
+        std::env::var("GATEHOUSE_SECRET_KEY").ok().as_deref(),
+    )
+    .context("cannot load the key that encrypts secrets at rest")?;
+    let previous = SecretBox::previous_keys(
+        &cfg.data_dir,
+        std::env::var(gatehouse_store::PREVIOUS_KEYS_ENV)
+            .ok()
+            .as_deref(),
+    )
+    .context("cannot load the previous keys of secrets at rest")?;
+    Ok(current.with_previous(&previous))
+}
+
+/// `gatehouse secrets rotate-key` (`rotate`) and `gatehouse secrets reseal`.
+pub async fn secrets(cfg: Config, rotate: bool) -> anyhow::Result<ExitCode> {
+    let env_key = std::env::var("GATEHOUSE_SECRET_KEY").is_ok_and(|k| !k.is_empty());
+    let (store, _) = open_store(&cfg).await?;
+    let ring = if rotate {
+        anyhow::ensure!(
+            !env_key,
+            "GATEHOUSE_SECRET_KEY is set, so the key is yours to rotate: set GATEHOUSE_SECRET_KEY \
+             to the new key and GATEHOUSE_SECRET_KEY_PREVIOUS to the old one on every node, \
+             restart them, then run `gatehouse secrets reseal`"
+        );
+        // Make sure a key file exists (a fresh data directory gets one) before rotating it.
+        load_secrets(&cfg)?;
+        let ring = gatehouse_store::rotate_key_file(&cfg.data_dir)
+            .context("cannot rotate the key file")?;
+        println!(
+            "New key {} is current; the old key is kept in {}.",
+            ring.key_id(),
+            cfg.data_dir.join("secret.key.previous").display()
+        );
+        ring
+    } else {
+        load_secrets(&cfg)?
+    };
+    let portal = Portal::new(
+        Arc::clone(&store),
+        Arc::new(ring),
+        no_hook(),
+        cfg.oauth_redirect_uri_separator.clone(),
+        Duration::from_secs(10),
+    );
+    let (moved, current) = portal
+        .reseal_secrets()
+        .await
+        .context("re-sealing the stored secrets failed; run `gatehouse secrets reseal` again")?;
+    println!("{moved} secret(s) re-sealed with the current key, {current} already current.");
+    let _ = store
+        .append_audit(&gatehouse_store::AuditEntry {
+            id: 0,
+            at: gatehouse_store::unix_now(),
+            actor: "cli".into(),
+            action: if rotate {
+                "secrets.rotate_key"
+            } else {
+                "secrets.reseal"
+            }
+            .into(),
+            target: String::new(),
+            detail: format!("{moved} re-sealed, {current} already current"),
+            source: "cli".into(),
+        })
+        .await;
+    if rotate {
+        println!(
+            "Restart the running gatehouse processes on this data directory so they use the new \
+             key. Delete secret.key.previous once every process runs with the new key and \
+             `gatehouse secrets reseal` reports 0 re-sealed."
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn import_tyk(cfg: Config, dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let (bundle, mut items) = TykBundle::read_dir(dir).map_err(anyhow::Error::msg)?;
     let (store, _) = open_store(&cfg).await?;
-    let control = Control::new(store, no_hook());
+    let control = Control::new(Arc::clone(&store), no_hook());
     items.extend(control.import_tyk(bundle).await);
     let failed = items.iter().filter(|i| i.status == "failed").count();
+    let _ = store
+        .append_audit(&gatehouse_store::AuditEntry {
+            id: 0,
+            at: gatehouse_store::unix_now(),
+            actor: "cli".into(),
+            action: "import.tyk".into(),
+            target: String::new(),
+            detail: format!(
+                "{} imported, {failed} failed from {}",
+                items.len() - failed,
+                dir.display()
+            ),
+            source: "cli".into(),
+        })
+        .await;
     if json {
         println!(
             "{}",

@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub use postgres::PostgresStore;
-pub use secrets::SecretBox;
+pub use secrets::{PREVIOUS_KEYS_ENV, SecretBox, rotate_key_file};
 pub use sqlite::SqliteStore;
 
 /// A stored document with its id and timestamps (unix seconds).

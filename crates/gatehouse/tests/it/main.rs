@@ -9,3 +9,4 @@ mod harness;
 mod jwt;
 mod limits;
 mod observability;
+mod secrets;
