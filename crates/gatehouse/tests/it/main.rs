@@ -9,4 +9,5 @@ mod harness;
 mod jwt;
 mod limits;
 mod observability;
+mod outages;
 mod secrets;
