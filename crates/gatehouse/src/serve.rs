@@ -247,6 +247,10 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         );
         let ui_settings = gatehouse_web_ui::UiSettings {
             gateway_url: url_of(cfg.gateway_listen),
+            quotas_in_redis: matches!(
+                cfg.counters,
+                gatehouse_gateway::limits::CounterBackend::Redis { .. }
+            ),
             ..Default::default()
         }
         .with_admin_from_env();
