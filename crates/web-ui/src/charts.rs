@@ -200,6 +200,14 @@ pub fn line_chart(
         }
         flush(&mut seg, &mut s);
     }
+    if lines.is_empty() {
+        let _ = write!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="13" fill="#5b6676">Nothing in this range.</text>"##,
+            LEFT + plot_w / 2.0,
+            TOP + plot_h / 2.0
+        );
+    }
     // Legend below the axis.
     let mut lx = LEFT;
     let ly = H - 14.0;
@@ -231,16 +239,18 @@ pub struct Bar {
 
 /// Horizontal bars, longest first as given, with the value at the end of each bar.
 pub fn bar_chart(title: &str, bars: &[Bar], part_label: &str) -> String {
+    // Narrower than the line charts: bar charts sit two to a row.
+    const BW: f64 = 480.0;
     let row = 26.0;
-    let label_w = 190.0;
-    let value_w = 70.0;
+    let label_w = 170.0;
+    let value_w = 50.0;
     let h = TOP + row * bars.len().max(1) as f64 + 28.0;
-    let plot_w = W - label_w - value_w - RIGHT;
+    let plot_w = BW - label_w - value_w - RIGHT;
     let max = nice_max(bars.iter().fold(0.0f64, |a, b| a.max(b.value)));
     let mut s = String::with_capacity(2048);
     let _ = write!(
         s,
-        r#"<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {h}" role="img" aria-label="{t}"><title>{t}</title>"#,
+        r#"<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {BW} {h}" role="img" aria-label="{t}"><title>{t}</title>"#,
         t = escape(title)
     );
     if bars.is_empty() {
@@ -255,8 +265,8 @@ pub fn bar_chart(title: &str, bars: &[Bar], part_label: &str) -> String {
         let y = TOP + row * i as f64;
         let w = plot_w * (b.value / max);
         let mut label = b.label.clone();
-        if label.chars().count() > 28 {
-            label = label.chars().take(27).collect::<String>() + "…";
+        if label.chars().count() > 24 {
+            label = label.chars().take(23).collect::<String>() + "…";
         }
         let _ = write!(
             s,
@@ -407,13 +417,15 @@ mod tests {
         );
         assert!(svg.contains(">app-one</text>"));
         assert!(svg.contains(r#"class="bar-value""#) && svg.contains(">9</text>"));
-        assert!(svg.contains("a-very-long-client-name-tha…"));
+        assert!(svg.contains(">a-very-long-client-name…</text>"), "{svg}");
         assert!(svg.contains("<title>a-very-long-client-name-that-goes-on-and-on</title>"));
         assert_eq!(
             svg.matches("#b3261e").count(),
             2,
             "one error part and its legend"
         );
+        let no_lines = line_chart("Errors", &[0, 60], &[], "errors", |x| x.to_string());
+        assert!(no_lines.contains("Nothing in this range."));
         let empty = bar_chart("Top", &[], "errors");
         assert!(empty.contains("No requests in this range."));
     }
