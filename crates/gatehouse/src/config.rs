@@ -69,6 +69,12 @@ pub struct RawConfig {
     pub metrics_path: Option<String>,
     /// The access log: `off`, `stdout`, `stderr` or a file path.
     pub access_log: Option<String>,
+    /// Record per-minute analytics in the database (default true).
+    pub analytics: Option<bool>,
+    /// Seconds between writes of the analytics a gateway recorded (default 10).
+    pub analytics_flush_interval: Option<u64>,
+    /// Days analytics are kept (default 30).
+    pub analytics_retention_days: Option<u32>,
 }
 
 macro_rules! merge_fields {
@@ -107,7 +113,10 @@ impl RawConfig {
             log_format,
             log_level,
             metrics_path,
-            access_log
+            access_log,
+            analytics,
+            analytics_flush_interval,
+            analytics_retention_days
         )
     }
 
@@ -163,6 +172,9 @@ impl RawConfig {
             log_level: parse(&get, "GATEHOUSE_LOG_LEVEL")?,
             metrics_path: parse(&get, "GATEHOUSE_METRICS_PATH")?,
             access_log: parse(&get, "GATEHOUSE_ACCESS_LOG")?,
+            analytics: parse(&get, "GATEHOUSE_ANALYTICS")?,
+            analytics_flush_interval: parse(&get, "GATEHOUSE_ANALYTICS_FLUSH_INTERVAL")?,
+            analytics_retention_days: parse(&get, "GATEHOUSE_ANALYTICS_RETENTION_DAYS")?,
         })
     }
 }
@@ -218,6 +230,8 @@ pub struct Config {
     pub log_level: String,
     /// Metrics path and access log.
     pub telemetry: gatehouse_telemetry::TelemetryConfig,
+    /// Per-minute analytics.
+    pub analytics: gatehouse_gateway::analytics::AnalyticsSettings,
 }
 
 impl Config {
@@ -315,6 +329,23 @@ impl Config {
             raw.access_log.as_deref(),
         )
         .map_err(anyhow::Error::msg)?;
+        let mut analytics = gatehouse_gateway::analytics::AnalyticsSettings::default();
+        analytics.enabled = raw.analytics.unwrap_or(analytics.enabled);
+        analytics.flush_interval = secs(
+            raw.analytics_flush_interval,
+            analytics.flush_interval.as_secs(),
+            "analytics_flush_interval",
+        )?;
+        match raw.analytics_retention_days {
+            Some(0) => {
+                bail!("analytics_retention_days must be at least 1 (or set analytics = false)")
+            }
+            Some(d) if d > 36_500 => {
+                bail!("analytics_retention_days must be at most 36500, not {d}")
+            }
+            Some(d) => analytics.retention_days = d,
+            None => {}
+        }
         if raw.worker_threads == Some(0) {
             bail!("worker_threads must be at least 1");
         }
@@ -343,6 +374,7 @@ impl Config {
             log_format,
             log_level: raw.log_level.unwrap_or_else(|| "info".to_owned()),
             telemetry,
+            analytics,
         })
     }
 }
@@ -405,6 +437,55 @@ mod tests {
         };
         let e = Config::resolve(bad, None, RawConfig::default()).unwrap_err();
         assert!(e.to_string().contains("metrics_path"), "{e}");
+    }
+
+    #[test]
+    fn analytics_settings() {
+        let c = Config::resolve(RawConfig::default(), None, RawConfig::default()).unwrap();
+        assert!(c.analytics.enabled);
+        assert_eq!(c.analytics.flush_interval, Duration::from_secs(10));
+        assert_eq!(c.analytics.retention_days, 30);
+        let e = env(&[
+            ("GATEHOUSE_ANALYTICS", "false"),
+            ("GATEHOUSE_ANALYTICS_FLUSH_INTERVAL", "2"),
+            ("GATEHOUSE_ANALYTICS_RETENTION_DAYS", "7"),
+        ]);
+        let file: RawConfig =
+            toml::from_str("analytics = true\nanalytics_retention_days = 90").unwrap();
+        let flags = RawConfig {
+            analytics_flush_interval: Some(1),
+            ..Default::default()
+        };
+        let c = Config::resolve(flags, Some(file), e.clone()).unwrap();
+        assert!(c.analytics.enabled, "the file beats the environment");
+        assert_eq!(c.analytics.flush_interval, Duration::from_secs(1));
+        assert_eq!(c.analytics.retention_days, 90);
+        let c = Config::resolve(RawConfig::default(), None, e).unwrap();
+        assert!(!c.analytics.enabled);
+        assert_eq!(c.analytics.flush_interval, Duration::from_secs(2));
+        assert_eq!(c.analytics.retention_days, 7);
+        for (raw, name) in [
+            (
+                RawConfig {
+                    analytics_retention_days: Some(0),
+                    ..Default::default()
+                },
+                "analytics_retention_days",
+            ),
+            (
+                RawConfig {
+                    analytics_flush_interval: Some(0),
+                    ..Default::default()
+                },
+                "analytics_flush_interval",
+            ),
+        ] {
+            let e = Config::resolve(raw, None, RawConfig::default()).unwrap_err();
+            assert!(e.to_string().contains(name), "{e}");
+        }
+        let e = RawConfig::from_env(|k| (k == "GATEHOUSE_ANALYTICS").then(|| "yes".to_owned()))
+            .unwrap_err();
+        assert!(e.to_string().contains("GATEHOUSE_ANALYTICS='yes'"), "{e}");
     }
 
     #[test]

@@ -204,6 +204,18 @@ struct CommonArgs {
     /// [default: off] [env: GATEHOUSE_ACCESS_LOG]
     #[arg(long, value_name = "TARGET")]
     access_log: Option<String>,
+    /// Record per-minute analytics (requests, errors, latency per API, developer and client) in
+    /// the database: true or false. [default: true] [env: GATEHOUSE_ANALYTICS]
+    #[arg(long, value_name = "BOOL")]
+    analytics: Option<bool>,
+    /// Seconds between writes of the analytics each gateway recorded. [default: 10]
+    /// [env: GATEHOUSE_ANALYTICS_FLUSH_INTERVAL]
+    #[arg(long, value_name = "SECS")]
+    analytics_flush_interval: Option<u64>,
+    /// Days analytics are kept; older minutes are deleted. [default: 30]
+    /// [env: GATEHOUSE_ANALYTICS_RETENTION_DAYS]
+    #[arg(long, value_name = "DAYS")]
+    analytics_retention_days: Option<u32>,
 }
 
 impl CommonArgs {
@@ -234,6 +246,9 @@ impl CommonArgs {
             log_level: self.log_level.clone(),
             metrics_path: self.metrics_path.clone(),
             access_log: self.access_log.clone(),
+            analytics: self.analytics,
+            analytics_flush_interval: self.analytics_flush_interval,
+            analytics_retention_days: self.analytics_retention_days,
         };
         let path = self
             .config

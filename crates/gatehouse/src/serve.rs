@@ -146,6 +146,7 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let mut limiters = None;
     let mut telemetry = None;
+    let mut analytics = None;
     let watcher = if roles.gateway {
         let watcher = ConfigWatcher::new(
             Arc::clone(&store),
@@ -176,6 +177,19 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             let f = Arc::clone(f);
             tb = tb.failover("sessions", move || f.stats());
         }
+        if cfg.analytics.enabled {
+            let rec = Arc::new(gatehouse_telemetry::AnalyticsRecorder::new(
+                cfg.analytics.max_keys,
+            ));
+            tb = tb.analytics(Arc::clone(&rec));
+            let flusher = gatehouse_gateway::analytics::spawn_flusher(
+                Arc::clone(&rec),
+                Arc::clone(&store),
+                cfg.analytics.flush_interval,
+                stopped(stop_rx.clone()),
+            );
+            analytics = Some((rec, flusher));
+        }
         let t = tb.build().context("cannot set up telemetry")?;
         let gateway = Gateway::with_telemetry(
             cfg.gateway.clone(),
@@ -199,6 +213,8 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
 
     let mut shown_once = None;
     if roles.dashboard {
+        // Retention: the dashboard prunes (idempotent, so several dashboards may).
+        start_analytics_pruner(&store, &cfg);
         let (key, shown) = admin_key(store.as_ref(), cfg.admin_key.as_deref()).await?;
         shown_once = shown;
         // In one process an admin write returns once the gateway serves it; dashboard-only
@@ -224,6 +240,10 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         );
         let ui_settings = gatehouse_web_ui::UiSettings {
             gateway_url: url_of(cfg.gateway_listen),
+            quotas_in_redis: matches!(
+                cfg.counters,
+                gatehouse_gateway::limits::CounterBackend::Redis { .. }
+            ),
             ..Default::default()
         }
         .with_admin_from_env();
@@ -324,6 +344,13 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
     for t in tasks {
         let _ = t.await;
     }
+    if let Some((rec, flusher)) = analytics {
+        let _ = flusher.await;
+        match gatehouse_gateway::analytics::flush(&rec, store.as_ref()).await {
+            Ok(rows) => tracing::info!(rows, "analytics written"),
+            Err(e) => tracing::error!(error = %e, "could not write the last analytics"),
+        }
+    }
     if let Some(t) = &telemetry
         && !t.flush_access_log(Duration::from_secs(5))
     {
@@ -335,6 +362,15 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         tracing::error!(error = %e, "could not save the quota counters");
     }
     Ok(())
+}
+
+/// Starts the hourly pruning of analytics older than the retention.
+fn start_analytics_pruner(store: &Arc<dyn Store>, cfg: &Config) {
+    gatehouse_gateway::analytics::spawn_pruner(
+        Arc::clone(store),
+        cfg.analytics.retention_days,
+        Duration::from_secs(3600),
+    );
 }
 
 /// What the admin API may ask of the rest of the process.

@@ -15,6 +15,7 @@
 //! - [`watch`]: [`watch::ConfigWatcher`], which reloads the snapshot when the store's configuration
 //!   version changes (notified in-process, and polled as a safety net).
 
+pub mod analytics;
 pub mod auth;
 pub mod errors;
 pub mod limited;

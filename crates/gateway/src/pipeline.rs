@@ -252,11 +252,16 @@ impl Gateway {
                 )
                 .await
                 .inspect_err(|e| ex.set_outcome(auth_outcome(e)))?;
+                // The caller is known before the limits, so a 429 is attributed to its client.
+                if ex.wants_caller() {
+                    ex.set_caller(
+                        ctx.identity.clone(),
+                        ctx.client_id.clone(),
+                        ctx.developer_id.clone(),
+                    );
+                }
                 limit_headers = self.session_limits(def, &ctx, ex).await?;
                 ex.set_outcome(AuthOutcome::Ok);
-                if ex.wants_caller() {
-                    ex.set_caller(ctx.identity, ctx.client_id, ctx.developer_id);
-                }
                 if def.strip_auth_data {
                     let (parts, body) = req.into_parts();
                     let mut parts = parts;

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use gatehouse_store::{
-    AdminSessionRow, AuditEntry, ClientRow, DeveloperRow, PostgresStore, QuotaRow, SqliteStore,
-    Store, StoreError, WriteMode, WriteOutcome, unix_now,
+    AdminSessionRow, AnalyticsFilter, AnalyticsRow, AuditEntry, ClientRow, DeveloperRow,
+    PostgresStore, QuotaRow, SqliteStore, Store, StoreError, WriteMode, WriteOutcome, unix_now,
 };
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -192,6 +192,8 @@ conformance!(
     config_version_bumps_exactly_on_configuration_changes,
     settings,
     quota_counters_upsert,
+    analytics_add_query_prune,
+    analytics_from_two_nodes_add_up,
     developers_crud_and_conflicts,
     sessions_and_expiry,
     developer_delete_removes_sessions,
@@ -816,6 +818,187 @@ async fn quota_counters_upsert(b: &Backend) {
     assert_eq!(s.load_quota_counters().await.unwrap().len(), 2004);
 }
 
+fn arow(minute: i64, api: &str, client: &str, class: i64, requests: i64) -> AnalyticsRow {
+    let mut latency_hist = [0; gatehouse_store::ANALYTICS_BUCKETS];
+    latency_hist[1] = requests;
+    latency_hist[15] = 1;
+    AnalyticsRow {
+        minute,
+        api_id: api.into(),
+        developer_id: if client.is_empty() {
+            String::new()
+        } else {
+            format!("dev-{client}")
+        },
+        client_id: client.into(),
+        status_class: class,
+        requests,
+        bytes_in: requests * 3,
+        bytes_out: requests * 10,
+        latency_us_sum: requests * 700,
+        latency_hist,
+    }
+}
+
+fn window(from: i64, to: i64) -> AnalyticsFilter {
+    AnalyticsFilter {
+        from_minute: from,
+        to_minute: to,
+        ..AnalyticsFilter::default()
+    }
+}
+
+async fn analytics_add_query_prune(b: &Backend) {
+    let s = b.open().await;
+    assert!(
+        s.query_analytics(&window(0, i64::MAX))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.add_analytics(&[]).await.unwrap();
+    s.add_analytics(&[
+        arow(100, "b", "c1", 2, 5),
+        arow(100, "a", "c1", 2, 7),
+        arow(100, "a", "c1", 4, 3),
+        arow(101, "a", "", 5, 1),
+        arow(102, "a", "c2", 2, 2),
+        // The same key twice in one batch adds up.
+        arow(102, "a", "c2", 2, 4),
+    ])
+    .await
+    .unwrap();
+    // Adding again adds to the stored counters, histogram included.
+    s.add_analytics(&[arow(100, "a", "c1", 2, 10)])
+        .await
+        .unwrap();
+    let all = s.query_analytics(&window(0, i64::MAX)).await.unwrap();
+    let keys: Vec<(i64, &str, &str, i64, i64)> = all
+        .iter()
+        .map(|r| {
+            (
+                r.minute,
+                r.api_id.as_str(),
+                r.client_id.as_str(),
+                r.status_class,
+                r.requests,
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (100, "a", "c1", 2, 17),
+            (100, "a", "c1", 4, 3),
+            (100, "b", "c1", 2, 5),
+            (101, "a", "", 5, 1),
+            (102, "a", "c2", 2, 6),
+        ]
+    );
+    let first = &all[0];
+    assert_eq!(first.developer_id, "dev-c1");
+    assert_eq!((first.bytes_in, first.bytes_out), (51, 170));
+    assert_eq!(first.latency_us_sum, 17 * 700);
+    assert_eq!(first.latency_hist[1], 17);
+    assert_eq!(first.latency_hist[15], 2);
+    assert_eq!(all[4].latency_hist[15], 2);
+
+    // Filters: the minute range is [from, to); API, developer and client.
+    let f = |api: Option<&str>, dev: Option<&str>, client: Option<&str>| AnalyticsFilter {
+        api_id: api.map(Into::into),
+        developer_id: dev.map(Into::into),
+        client_id: client.map(Into::into),
+        ..window(100, 102)
+    };
+    let n = |v: Vec<AnalyticsRow>| v.iter().map(|r| r.requests).sum::<i64>();
+    assert_eq!(
+        n(s.query_analytics(&f(None, None, None)).await.unwrap()),
+        26
+    );
+    assert_eq!(
+        n(s.query_analytics(&f(Some("a"), None, None)).await.unwrap()),
+        21
+    );
+    assert_eq!(
+        n(s.query_analytics(&f(None, Some("dev-c1"), None))
+            .await
+            .unwrap()),
+        25
+    );
+    assert_eq!(
+        n(s.query_analytics(&f(Some("b"), None, Some("c1")))
+            .await
+            .unwrap()),
+        5
+    );
+    assert_eq!(
+        n(s.query_analytics(&f(None, None, Some("c2"))).await.unwrap()),
+        0
+    );
+    assert_eq!(
+        n(s.query_analytics(&f(Some("nope"), None, None))
+            .await
+            .unwrap()),
+        0
+    );
+    let limited = s
+        .query_analytics(&AnalyticsFilter {
+            limit: Some(2),
+            ..window(0, i64::MAX)
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 2);
+    assert_eq!(limited[0], all[0]);
+
+    // Pruning removes whole minutes before the cut.
+    assert_eq!(s.prune_analytics(101).await.unwrap(), 3);
+    assert_eq!(s.prune_analytics(101).await.unwrap(), 0);
+    let left = s.query_analytics(&window(0, i64::MAX)).await.unwrap();
+    assert_eq!(
+        left.iter().map(|r| r.minute).collect::<Vec<_>>(),
+        [101, 102]
+    );
+
+    // Survives a reopen.
+    drop(s);
+    let s = b.open().await;
+    assert_eq!(s.query_analytics(&window(0, i64::MAX)).await.unwrap(), left);
+}
+
+async fn analytics_from_two_nodes_add_up(b: &Backend) {
+    let [n1, n2] = two_nodes(b).await;
+    let mut set = JoinSet::new();
+    for (i, s) in [n1, n2].into_iter().enumerate() {
+        set.spawn(async move {
+            for round in 0..20 {
+                // Overlapping keys from both nodes, written at the same time.
+                s.add_analytics(&[
+                    arow(500, "a", "c1", 2, 1),
+                    arow(500, "b", "", 4, 2),
+                    arow(501 + (round % 3), "a", &format!("n{i}"), 2, 1),
+                ])
+                .await
+                .unwrap();
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+    let s = b.open().await;
+    let all = s.query_analytics(&window(0, i64::MAX)).await.unwrap();
+    let get = |m: i64, api: &str, client: &str| {
+        all.iter()
+            .filter(|r| r.minute == m && r.api_id == api && r.client_id == client)
+            .map(|r| r.requests)
+            .sum::<i64>()
+    };
+    assert_eq!(get(500, "a", "c1"), 40);
+    assert_eq!(get(500, "b", ""), 80);
+    assert_eq!(all.iter().map(|r| r.requests).sum::<i64>(), 40 + 80 + 40);
+}
+
 async fn developers_crud_and_conflicts(b: &Backend) {
     let s = b.open().await;
     assert!(s.list_developers().await.unwrap().is_empty());
@@ -1321,6 +1504,7 @@ async fn data_survives_reconnect_and_migrations_are_idempotent(b: &Backend) {
             [
                 (1, "initial".to_owned()),
                 (2, "portal".to_owned()),
+                (3, "analytics".to_owned()),
                 (4, "admin".to_owned())
             ]
         );
@@ -1686,7 +1870,7 @@ mod postgres_only {
                 .fetch_all(&mut conn)
                 .await
                 .unwrap();
-        assert_eq!(applied, [1, 2, 4]);
+        assert_eq!(applied, [1, 2, 3, 4]);
         let version: i64 = sqlx::query_scalar("SELECT version FROM config_version")
             .fetch_one(&mut conn)
             .await

@@ -30,8 +30,10 @@
 //! - Admin users are stored in the settings under `dashboard_admins` (argon2id hashes), see
 //!   [`admins`].
 
+pub mod activity;
 pub mod admins;
 pub mod audit;
+pub mod charts;
 pub mod dashboard;
 pub mod dcr_form;
 pub mod form;
@@ -65,6 +67,9 @@ pub struct UiSettings {
     /// The first admin user (email, password), created at start when no admin exists
     /// (`GATEHOUSE_ADMIN_EMAIL` / `GATEHOUSE_ADMIN_PASSWORD`). Without it, `/setup` asks once.
     pub initial_admin: Option<(String, String)>,
+    /// Quotas are counted in Redis (shared by the gateway nodes), not in the database's
+    /// `quota_counters`: the portal's usage page then cannot show what is left.
+    pub quotas_in_redis: bool,
 }
 
 impl Default for UiSettings {
@@ -74,6 +79,7 @@ impl Default for UiSettings {
             gateway_url: "http://127.0.0.1:8080".to_owned(),
             fetch_timeout: Duration::from_secs(10),
             initial_admin: None,
+            quotas_in_redis: false,
         }
     }
 }

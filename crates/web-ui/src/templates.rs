@@ -71,6 +71,12 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/p_client_new.html"),
     ),
     ("p_client.html", include_str!("../templates/p_client.html")),
+    (
+        "range_picker.html",
+        include_str!("../templates/range_picker.html"),
+    ),
+    ("activity.html", include_str!("../templates/activity.html")),
+    ("p_usage.html", include_str!("../templates/p_usage.html")),
 ];
 
 /// The stylesheet (one small hand-written file).

@@ -20,6 +20,7 @@ struct App {
     dash: Router,
     portal: Router,
     control: Control,
+    store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
 }
 
@@ -43,7 +44,7 @@ async fn app_in(dir: tempfile::TempDir) -> App {
     let dash_ui = DashboardUi::new(control.clone(), Arc::clone(&portal), settings.clone())
         .await
         .unwrap();
-    let portal_ui = PortalUi::new(portal, Arc::clone(&store), settings)
+    let portal_ui = PortalUi::new(portal, Arc::clone(&store), settings.clone())
         .await
         .unwrap();
     let api = Router::new().route(
@@ -54,6 +55,7 @@ async fn app_in(dir: tempfile::TempDir) -> App {
         dash: dashboard_app(dash_ui, api.clone()),
         portal: portal_app(portal_ui, api),
         control,
+        store,
         _dir: dir,
     }
 }
@@ -406,4 +408,137 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A developer with a live portal session and one OAuth client; returns the session cookie.
+async fn developer_with_client(
+    store: &dyn Store,
+    id: &str,
+    client: &str,
+    client_name: &str,
+) -> String {
+    let now = gatehouse_store::unix_now();
+    store
+        .put_developer(
+            &gatehouse_store::DeveloperRow {
+                id: id.into(),
+                email: format!("{id}@example.com"),
+                first_name: id.into(),
+                last_name: "Dev".into(),
+                password_hash: "x".into(),
+                inactive: false,
+                created_at: now,
+                updated_at: now,
+            },
+            WriteMode::Create,
+        )
+        .await
+        .unwrap();
+    store
+        .insert_client(&gatehouse_store::ClientRow {
+            client_id: client.into(),
+            developer_id: id.into(),
+            doc: json!({"client_id": client, "client_name": client_name, "policy_ids": []}),
+            secret_sealed: None,
+            rat_sealed: None,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+        })
+        .await
+        .unwrap();
+    let token = format!("session-token-of-{id}-0123456789");
+    store
+        .create_session(
+            &gatehouse_admin_api::portal::sha256_hex(&token),
+            id,
+            now + 3600,
+        )
+        .await
+        .unwrap();
+    format!("gh_portal={token}")
+}
+
+fn usage_row(dev: &str, client: &str, requests: i64, class: i64) -> gatehouse_store::AnalyticsRow {
+    let mut latency_hist = [0; gatehouse_store::ANALYTICS_BUCKETS];
+    latency_hist[1] = requests;
+    gatehouse_store::AnalyticsRow {
+        minute: gatehouse_store::unix_now() / 60 - 2,
+        api_id: "pay".into(),
+        developer_id: dev.into(),
+        client_id: client.into(),
+        status_class: class,
+        requests,
+        bytes_in: 0,
+        bytes_out: 0,
+        latency_us_sum: requests * 900,
+        latency_hist,
+    }
+}
+
+#[tokio::test]
+async fn the_usage_page_shows_only_the_developers_own_clients() {
+    let a = app().await;
+    let s = a.store.as_ref();
+    let alice = developer_with_client(s, "alice", "client-a", "Alice App").await;
+    let bob = developer_with_client(s, "bob", "client-b", "Bobs Secret App").await;
+    s.add_analytics(&[
+        usage_row("alice", "client-a", 7, 2),
+        usage_row("alice", "client-a", 3, 4),
+        usage_row("bob", "client-b", 42, 2),
+    ])
+    .await
+    .unwrap();
+
+    let r = call(&a.portal, get("/usage?range=1h", &alice)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("<svg class=\"chart\""), "{}", r.body);
+    assert!(
+        r.body.contains(">Alice App (client-a) (10)</text>"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains(">Alice App (client-a) (3)</text>"),
+        "errors chart"
+    );
+    assert!(!r.body.contains("client-b") && !r.body.contains("Bobs Secret App"));
+    assert!(
+        !r.body.contains("(42)") && !r.body.contains(">42<"),
+        "bob's count leaks: {}",
+        r.body
+    );
+    assert!(r.body.contains("href=\"/usage\" aria-current=\"page\""));
+
+    // Asking for bob's client or bob as the developer shows none of bob's data.
+    for q in [
+        "/usage?range=1h&client_id=client-b",
+        "/usage?range=1h&developer_id=bob",
+        "/usage?range=1h&developer_id=bob&client_id=client-b",
+    ] {
+        let r = call(&a.portal, get(q, &alice)).await;
+        assert_eq!(r.status, StatusCode::OK, "{q}");
+        assert!(
+            !r.body.contains("Bobs Secret App") && !r.body.contains(">42<"),
+            "{q}: {}",
+            r.body
+        );
+        assert!(!r.body.contains("(42)"), "{q}");
+    }
+    let r = call(&a.portal, get("/usage?range=1h", &bob)).await;
+    assert!(
+        r.body.contains("(42)") && !r.body.contains("Alice App"),
+        "{}",
+        r.body
+    );
+
+    // A bad range is shown beside its field; signed out goes to the sign-in page.
+    let r = call(&a.portal, get("/usage?from=yesterday", &alice)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("id=\"err-from\""), "{}", r.body);
+    let r = call(&a.portal, get("/usage", "")).await;
+    assert_eq!(r.location.as_deref(), Some("/login"));
+    // The dashboard's Activity page needs an admin.
+    let r = call(&a.dash, get("/activity", "")).await;
+    assert!(r.location.is_some());
 }

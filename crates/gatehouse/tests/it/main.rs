@@ -1,6 +1,7 @@
 //! Integration tests of the `gatehouse` binary: each test starts the real binary on free loopback
 //! ports with its own data directory and talks to it over HTTP.
 
+mod analytics;
 mod cluster;
 mod dcr;
 mod demo;

@@ -1,6 +1,7 @@
 //! The admin dashboard's pages (dashboard listener): sign-in and first-admin setup, APIs,
-//! policies, the portal catalogue, portal settings and developers.
+//! policies, the portal catalogue, portal settings, developers and the Activity page.
 
+mod activity;
 mod admin_pages;
 mod apis;
 mod catalogue;
@@ -293,6 +294,8 @@ pub fn dashboard_router(ui: DashboardUi) -> Router {
             "/portal-settings",
             get(catalogue::settings_page).post(catalogue::save_settings),
         )
+        .route("/activity", get(activity::page))
+        .route("/activity/export.csv", get(activity::export))
         .route("/developers", get(developers::list))
         .route(
             "/developers/new",
