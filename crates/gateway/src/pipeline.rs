@@ -240,7 +240,7 @@ impl Gateway {
                     p => p,
                 };
                 let version = auth::request_version(def, req.headers(), req.uri(), rel_path);
-                let ctx = auth::authenticate_jwt(
+                let mut ctx = auth::authenticate_jwt(
                     validator,
                     def,
                     &token,
@@ -253,12 +253,15 @@ impl Gateway {
                 .await
                 .inspect_err(|e| ex.set_outcome(auth_outcome(e)))?;
                 // The caller is known before the limits, so a 429 is attributed to its client.
+                // The ids are moved (the limits need only the identity, copied for the access
+                // log alone).
                 if ex.wants_caller() {
-                    ex.set_caller(
-                        ctx.identity.clone(),
-                        ctx.client_id.clone(),
-                        ctx.developer_id.clone(),
-                    );
+                    let identity = if ex.wants_identity() {
+                        ctx.identity.clone()
+                    } else {
+                        String::new()
+                    };
+                    ex.set_caller(identity, ctx.client_id.take(), ctx.developer_id.take());
                 }
                 limit_headers = self.session_limits(def, &ctx, ex).await?;
                 ex.set_outcome(AuthOutcome::Ok);

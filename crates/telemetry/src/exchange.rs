@@ -152,6 +152,11 @@ impl Exchange {
         self.log.is_some() || self.telemetry.analytics.is_some()
     }
 
+    /// Whether [`Self::set_caller`] keeps the identity (only the access log shows it).
+    pub fn wants_identity(&self) -> bool {
+        self.log.is_some()
+    }
+
     /// Who called (for the access log and analytics; dropped when both are off).
     pub fn set_caller(
         &mut self,

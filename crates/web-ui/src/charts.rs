@@ -265,8 +265,8 @@ pub fn bar_chart(title: &str, bars: &[Bar], part_label: &str) -> String {
         let y = TOP + row * i as f64;
         let w = plot_w * (b.value / max);
         let mut label = b.label.clone();
-        if label.chars().count() > 24 {
-            label = label.chars().take(23).collect::<String>() + "…";
+        if label.chars().count() > 21 {
+            label = label.chars().take(20).collect::<String>() + "…";
         }
         let _ = write!(
             s,
@@ -417,7 +417,7 @@ mod tests {
         );
         assert!(svg.contains(">app-one</text>"));
         assert!(svg.contains(r#"class="bar-value""#) && svg.contains(">9</text>"));
-        assert!(svg.contains(">a-very-long-client-name…</text>"), "{svg}");
+        assert!(svg.contains(">a-very-long-client-n…</text>"), "{svg}");
         assert!(svg.contains("<title>a-very-long-client-name-that-goes-on-and-on</title>"));
         assert_eq!(
             svg.matches("#b3261e").count(),
