@@ -10,3 +10,4 @@ mod jwt;
 mod limits;
 mod observability;
 mod secrets;
+mod tls;
