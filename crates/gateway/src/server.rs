@@ -37,7 +37,7 @@ const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/json\r\n\
 retry-after: 1\r\n\
 connection: close\r\n\
-content-length: 61\r\n\
+content-length: 63\r\n\
 \r\n\
 {\"error\":\"the gateway is at its connection limit; retry later\"}";
 
