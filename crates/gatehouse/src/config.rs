@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use gatehouse_gateway::tls::{CertFiles, MinTlsVersion};
 use serde::Deserialize;
 
 /// One source of settings. Field names are the `gatehouse.toml` keys; the environment variable is
@@ -75,6 +76,21 @@ pub struct RawConfig {
     pub analytics_flush_interval: Option<u64>,
     /// Days analytics are kept (default 30).
     pub analytics_retention_days: Option<u32>,
+    /// PEM certificate chain of the listeners; with `tls_key_file`, all three listeners serve
+    /// HTTPS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// Oldest TLS version accepted: `1.2` (default) or `1.3`.
+    pub tls_min_version: Option<String>,
+    /// Seconds between checks of the certificate files for a new certificate (0: never).
+    pub tls_reload_interval_secs: Option<u64>,
+    /// PEM bundle of CA certificates trusted for upstreams, in addition to the system roots.
+    pub upstream_ca_file: Option<PathBuf>,
+    /// PEM client certificate presented to upstreams that ask for one (mTLS).
+    pub upstream_client_cert_file: Option<PathBuf>,
+    /// PEM private key of `upstream_client_cert_file`.
+    pub upstream_client_key_file: Option<PathBuf>,
 }
 
 macro_rules! merge_fields {
@@ -116,7 +132,14 @@ impl RawConfig {
             access_log,
             analytics,
             analytics_flush_interval,
-            analytics_retention_days
+            analytics_retention_days,
+            tls_cert_file,
+            tls_key_file,
+            tls_min_version,
+            tls_reload_interval_secs,
+            upstream_ca_file,
+            upstream_client_cert_file,
+            upstream_client_key_file
         )
     }
 
@@ -175,6 +198,13 @@ impl RawConfig {
             analytics: parse(&get, "GATEHOUSE_ANALYTICS")?,
             analytics_flush_interval: parse(&get, "GATEHOUSE_ANALYTICS_FLUSH_INTERVAL")?,
             analytics_retention_days: parse(&get, "GATEHOUSE_ANALYTICS_RETENTION_DAYS")?,
+            tls_cert_file: parse(&get, "GATEHOUSE_TLS_CERT_FILE")?,
+            tls_key_file: parse(&get, "GATEHOUSE_TLS_KEY_FILE")?,
+            tls_min_version: parse(&get, "GATEHOUSE_TLS_MIN_VERSION")?,
+            tls_reload_interval_secs: parse(&get, "GATEHOUSE_TLS_RELOAD_INTERVAL_SECS")?,
+            upstream_ca_file: parse(&get, "GATEHOUSE_UPSTREAM_CA_FILE")?,
+            upstream_client_cert_file: parse(&get, "GATEHOUSE_UPSTREAM_CLIENT_CERT_FILE")?,
+            upstream_client_key_file: parse(&get, "GATEHOUSE_UPSTREAM_CLIENT_KEY_FILE")?,
         })
     }
 }
@@ -232,6 +262,46 @@ pub struct Config {
     pub telemetry: gatehouse_telemetry::TelemetryConfig,
     /// Per-minute analytics.
     pub analytics: gatehouse_gateway::analytics::AnalyticsSettings,
+    /// HTTPS on all three listeners; `None`: plain HTTP.
+    pub tls: Option<TlsSettings>,
+    /// CA certificates trusted for upstreams in addition to the system roots.
+    pub upstream_ca_file: Option<PathBuf>,
+    /// The client certificate presented to upstreams (mTLS).
+    pub upstream_client_cert: Option<CertFiles>,
+}
+
+/// The listeners' TLS settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Certificate and key files.
+    pub files: CertFiles,
+    /// Oldest TLS version accepted.
+    pub min_version: MinTlsVersion,
+    /// How often the files are checked for a new certificate; `None`: never.
+    pub reload_interval: Option<Duration>,
+}
+
+/// Both files of a pair or neither; `names` are the settings (for the error).
+fn pair(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    names: (&str, &str),
+) -> anyhow::Result<Option<CertFiles>> {
+    let empty = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+    match (empty(cert), empty(key)) {
+        (Some(cert), Some(key)) => Ok(Some(CertFiles { cert, key })),
+        (None, None) => Ok(None),
+        (Some(_), None) => bail!(
+            "{} is set but {} is not: set both or neither",
+            names.0,
+            names.1
+        ),
+        (None, Some(_)) => bail!(
+            "{} is set but {} is not: set both or neither",
+            names.1,
+            names.0
+        ),
+    }
 }
 
 impl Config {
@@ -349,6 +419,30 @@ impl Config {
         if raw.worker_threads == Some(0) {
             bail!("worker_threads must be at least 1");
         }
+        let min_version: MinTlsVersion = raw
+            .tls_min_version
+            .as_deref()
+            .unwrap_or("1.2")
+            .parse()
+            .map_err(anyhow::Error::msg)?;
+        let tls = pair(
+            raw.tls_cert_file,
+            raw.tls_key_file,
+            ("tls_cert_file", "tls_key_file"),
+        )?
+        .map(|files| TlsSettings {
+            files,
+            min_version,
+            reload_interval: match raw.tls_reload_interval_secs.unwrap_or(10) {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
+        });
+        let upstream_client_cert = pair(
+            raw.upstream_client_cert_file,
+            raw.upstream_client_key_file,
+            ("upstream_client_cert_file", "upstream_client_key_file"),
+        )?;
         Ok(Config {
             jwks,
             jwt_token_cache_size: raw.jwt_token_cache_size.unwrap_or(DEFAULT_TOKEN_CACHE_SIZE),
@@ -375,6 +469,9 @@ impl Config {
             log_level: raw.log_level.unwrap_or_else(|| "info".to_owned()),
             telemetry,
             analytics,
+            tls,
+            upstream_ca_file: raw.upstream_ca_file.filter(|p| !p.as_os_str().is_empty()),
+            upstream_client_cert,
         })
     }
 }
@@ -486,6 +583,66 @@ mod tests {
         let e = RawConfig::from_env(|k| (k == "GATEHOUSE_ANALYTICS").then(|| "yes".to_owned()))
             .unwrap_err();
         assert!(e.to_string().contains("GATEHOUSE_ANALYTICS='yes'"), "{e}");
+    }
+
+    #[test]
+    fn tls_settings() {
+        let c = Config::resolve(RawConfig::default(), None, RawConfig::default()).unwrap();
+        assert_eq!(c.tls, None);
+        assert_eq!(c.upstream_ca_file, None);
+        assert_eq!(c.upstream_client_cert, None);
+
+        let file: RawConfig = toml::from_str(
+            "tls_cert_file = \"/etc/gh/cert.pem\"\ntls_key_file = \"/etc/gh/key.pem\"\n\
+             tls_min_version = \"1.3\"\nupstream_ca_file = \"/etc/gh/ca.pem\"",
+        )
+        .unwrap();
+        let e = env(&[
+            ("GATEHOUSE_TLS_RELOAD_INTERVAL_SECS", "0"),
+            ("GATEHOUSE_TLS_MIN_VERSION", "1.2"),
+            ("GATEHOUSE_UPSTREAM_CLIENT_CERT_FILE", "/c.pem"),
+            ("GATEHOUSE_UPSTREAM_CLIENT_KEY_FILE", "/k.pem"),
+        ]);
+        let c = Config::resolve(RawConfig::default(), Some(file), e).unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.files.cert, PathBuf::from("/etc/gh/cert.pem"));
+        assert_eq!(tls.files.key, PathBuf::from("/etc/gh/key.pem"));
+        assert_eq!(
+            tls.min_version,
+            MinTlsVersion::Tls13,
+            "the file beats the environment"
+        );
+        assert_eq!(tls.reload_interval, None);
+        assert_eq!(c.upstream_ca_file, Some(PathBuf::from("/etc/gh/ca.pem")));
+        let client = c.upstream_client_cert.unwrap();
+        assert_eq!(client.cert, PathBuf::from("/c.pem"));
+        assert_eq!(client.key, PathBuf::from("/k.pem"));
+
+        let flags = RawConfig {
+            tls_cert_file: Some("/a.pem".into()),
+            tls_key_file: Some("/b.pem".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(flags, None, RawConfig::default()).unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.min_version, MinTlsVersion::Tls12);
+        assert_eq!(tls.reload_interval, Some(Duration::from_secs(10)));
+
+        let half = RawConfig {
+            tls_cert_file: Some("/a.pem".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(half, None, RawConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("tls_key_file"), "{e}");
+        let half = env(&[("GATEHOUSE_UPSTREAM_CLIENT_KEY_FILE", "/k.pem")]);
+        let e = Config::resolve(RawConfig::default(), None, half).unwrap_err();
+        assert!(e.to_string().contains("upstream_client_cert_file"), "{e}");
+        let bad = RawConfig {
+            tls_min_version: Some("1.1".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(bad, None, RawConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("tls_min_version"), "{e}");
     }
 
     #[test]

@@ -216,6 +216,32 @@ struct CommonArgs {
     /// [env: GATEHOUSE_ANALYTICS_RETENTION_DAYS]
     #[arg(long, value_name = "DAYS")]
     analytics_retention_days: Option<u32>,
+    /// PEM certificate (chain) for HTTPS on the gateway, dashboard and portal listeners; needs
+    /// --tls-key-file. [env: GATEHOUSE_TLS_CERT_FILE]
+    #[arg(long, value_name = "FILE")]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file. [env: GATEHOUSE_TLS_KEY_FILE]
+    #[arg(long, value_name = "FILE")]
+    tls_key_file: Option<PathBuf>,
+    /// Oldest TLS version accepted: 1.2 or 1.3. [default: 1.2] [env: GATEHOUSE_TLS_MIN_VERSION]
+    #[arg(long, value_name = "VERSION")]
+    tls_min_version: Option<String>,
+    /// Seconds between checks of the certificate files; a changed certificate is used for new
+    /// connections without a restart (0: never). [default: 10]
+    /// [env: GATEHOUSE_TLS_RELOAD_INTERVAL_SECS]
+    #[arg(long, value_name = "SECS")]
+    tls_reload_interval_secs: Option<u64>,
+    /// PEM CA certificates trusted for https upstreams, in addition to the system roots.
+    /// [env: GATEHOUSE_UPSTREAM_CA_FILE]
+    #[arg(long, value_name = "FILE")]
+    upstream_ca_file: Option<PathBuf>,
+    /// PEM client certificate presented to upstreams that ask for one (mTLS); needs
+    /// --upstream-client-key-file. [env: GATEHOUSE_UPSTREAM_CLIENT_CERT_FILE]
+    #[arg(long, value_name = "FILE")]
+    upstream_client_cert_file: Option<PathBuf>,
+    /// PEM private key of --upstream-client-cert-file. [env: GATEHOUSE_UPSTREAM_CLIENT_KEY_FILE]
+    #[arg(long, value_name = "FILE")]
+    upstream_client_key_file: Option<PathBuf>,
 }
 
 impl CommonArgs {
@@ -249,6 +275,13 @@ impl CommonArgs {
             analytics: self.analytics,
             analytics_flush_interval: self.analytics_flush_interval,
             analytics_retention_days: self.analytics_retention_days,
+            tls_cert_file: self.tls_cert_file.clone(),
+            tls_key_file: self.tls_key_file.clone(),
+            tls_min_version: self.tls_min_version.clone(),
+            tls_reload_interval_secs: self.tls_reload_interval_secs,
+            upstream_ca_file: self.upstream_ca_file.clone(),
+            upstream_client_cert_file: self.upstream_client_cert_file.clone(),
+            upstream_client_key_file: self.upstream_client_key_file.clone(),
         };
         let path = self
             .config

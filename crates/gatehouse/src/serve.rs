@@ -8,12 +8,14 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use rand::RngCore;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use gatehouse_admin_api::portal::Portal;
 use gatehouse_admin_api::portal_api::{self, PortalApi};
 use gatehouse_admin_api::{AdminHooks, AdminKey, AdminState, Control, TykBundle, no_hook};
 use gatehouse_gateway::limits::Limiters;
 use gatehouse_gateway::snapshot::{ApiAuth, AuthDeps};
+use gatehouse_gateway::tls::ReloadingCertResolver;
 use gatehouse_gateway::watch::ConfigWatcher;
 use gatehouse_gateway::{Gateway, SharedSnapshot, Snapshot};
 use gatehouse_jwt::{JwksCache, VerifiedTokenCache};
@@ -82,8 +84,10 @@ async fn admin_key(
     Ok((key, Some(secret)))
 }
 
-async fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| {
+/// Binds a listener with `SO_REUSEPORT`, so an upgraded binary can bind the same port while this
+/// process drains (see docs/deployment.md, "Upgrading without downtime").
+fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    gatehouse_gateway::tls::bind_reusable(addr).with_context(|| {
         format!(
             "cannot listen on {addr} for the {what}: choose another address with --{flag} \
              or GATEHOUSE_{}",
@@ -92,13 +96,55 @@ async fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Res
     })
 }
 
-fn url_of(addr: std::net::SocketAddr) -> String {
+fn url_of(addr: std::net::SocketAddr, tls: bool) -> String {
     let host = if addr.ip().is_unspecified() {
         "127.0.0.1".to_owned()
     } else {
         addr.ip().to_string()
     };
-    format!("http://{host}:{}", addr.port())
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{host}:{}", addr.port())
+}
+
+/// The listeners' TLS acceptor when `tls_cert_file` and `tls_key_file` are set, with the task
+/// that reloads a changed certificate.
+fn listener_tls(cfg: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
+    let Some(t) = &cfg.tls else {
+        return Ok(None);
+    };
+    let resolver = ReloadingCertResolver::load(t.files.clone())
+        .context("cannot set up HTTPS (tls_cert_file, tls_key_file)")?;
+    let server = gatehouse_gateway::tls::server_config(Arc::clone(&resolver), t.min_version)
+        .context("cannot set up HTTPS")?;
+    if let Some(every) = t.reload_interval {
+        resolver.spawn_reloader(every);
+    }
+    Ok(Some(TlsAcceptor::from(server)))
+}
+
+/// An axum app as a per-connection hyper service that knows the client's address
+/// (`ConnectInfo`, for sign-in throttling and the audit log).
+fn app_service(
+    app: axum::Router,
+) -> impl Fn(
+    std::net::SocketAddr,
+) -> hyper_util::service::TowerToHyperService<
+    tower::util::BoxCloneService<
+        hyper::Request<hyper::body::Incoming>,
+        axum::response::Response,
+        std::convert::Infallible,
+    >,
+> + Send
++ 'static {
+    move |remote| {
+        let app = app.clone();
+        let svc = tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(remote));
+            tower::ServiceExt::oneshot(app.clone(), req)
+        });
+        hyper_util::service::TowerToHyperService::new(tower::util::BoxCloneService::new(svc))
+    }
 }
 
 /// Which roles this process runs.
@@ -137,6 +183,8 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
     };
     let mut tasks = Vec::new();
     let mut banner = Vec::new();
+    let tls = listener_tls(&cfg)?;
+    let https = tls.is_some();
 
     // The gateway's configuration view, kept current by the watcher.
     let deps = AuthDeps {
@@ -191,21 +239,31 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             analytics = Some((rec, flusher));
         }
         let t = tb.build().context("cannot set up telemetry")?;
+        let mut gateway_cfg = cfg.gateway.clone();
+        if cfg.upstream_ca_file.is_some() || cfg.upstream_client_cert.is_some() {
+            let client = gatehouse_gateway::tls::upstream_client_config(
+                cfg.upstream_ca_file.as_deref(),
+                cfg.upstream_client_cert.as_ref(),
+            )
+            .context("cannot set up TLS to upstreams")?;
+            gateway_cfg.upstream_tls = Some(Arc::new(client));
+        }
         let gateway = Gateway::with_telemetry(
-            cfg.gateway.clone(),
+            gateway_cfg,
             Arc::clone(&snapshot),
             l.clone(),
             Arc::clone(&t),
         );
         telemetry = Some(t);
         limiters = Some(l);
-        let listener = bind(cfg.gateway_listen, "gateway", "gateway-listen").await?;
-        tasks.push(tokio::spawn(gatehouse_gateway::server::serve(
+        let listener = bind(cfg.gateway_listen, "gateway", "gateway-listen")?;
+        tasks.push(tokio::spawn(gatehouse_gateway::server::serve_with_tls(
             listener,
             gateway,
+            tls.clone(),
             stopped(stop_rx.clone()),
         )));
-        banner.push(format!("Gateway:   {}", url_of(cfg.gateway_listen)));
+        banner.push(format!("Gateway:   {}", url_of(cfg.gateway_listen, https)));
         Some(watcher)
     } else {
         None
@@ -239,7 +297,8 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             Duration::from_secs(10),
         );
         let ui_settings = gatehouse_web_ui::UiSettings {
-            gateway_url: url_of(cfg.gateway_listen),
+            gateway_url: url_of(cfg.gateway_listen, https),
+            secure_cookies: https,
             quotas_in_redis: matches!(
                 cfg.counters,
                 gatehouse_gateway::limits::CounterBackend::Redis { .. }
@@ -276,8 +335,8 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             key: Arc::new(key),
             hooks,
         });
-        let dash_listener = bind(cfg.dashboard_listen, "dashboard", "dashboard-listen").await?;
-        let portal_listener = bind(cfg.portal_listen, "developer portal", "portal-listen").await?;
+        let dash_listener = bind(cfg.dashboard_listen, "dashboard", "dashboard-listen")?;
+        let portal_listener = bind(cfg.portal_listen, "developer portal", "portal-listen")?;
         // The dashboard answers /metrics too (the gateway's, in one process), so metrics can be
         // scraped where the gateway listener is public and its metrics path is off.
         let dash_telemetry = match &telemetry {
@@ -296,38 +355,34 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
                 async move { t.metrics_response() }
             }),
         );
-        let dash = axum::serve(
+        // The header timeout bounds the TLS handshake and the request head on these listeners.
+        let head_timeout = cfg.gateway.client_header_timeout;
+        tasks.push(tokio::spawn(gatehouse_gateway::tls::serve_app(
             dash_listener,
-            dash_app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = dash.await {
-                tracing::error!(error = %e, "the dashboard listener failed");
-            }
-        }));
-        let portal_srv = axum::serve(
+            tls.clone(),
+            head_timeout,
+            app_service(dash_app),
+            stopped(stop_rx.clone()),
+        )));
+        let portal_app = gatehouse_web_ui::portal_app(
+            portal_ui,
+            portal_api::router(PortalApi {
+                portal,
+                secure_cookies: https,
+            }),
+        );
+        tasks.push(tokio::spawn(gatehouse_gateway::tls::serve_app(
             portal_listener,
-            gatehouse_web_ui::portal_app(
-                portal_ui,
-                portal_api::router(PortalApi {
-                    portal,
-                    secure_cookies: false,
-                }),
-            )
-            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = portal_srv.await {
-                tracing::error!(error = %e, "the portal listener failed");
-            }
-        }));
+            tls.clone(),
+            head_timeout,
+            app_service(portal_app),
+            stopped(stop_rx.clone()),
+        )));
         banner.push(format!(
             "Dashboard: {}  (admin API under /api/)",
-            url_of(cfg.dashboard_listen)
+            url_of(cfg.dashboard_listen, https)
         ));
-        banner.push(format!("Portal:    {}", url_of(cfg.portal_listen)));
+        banner.push(format!("Portal:    {}", url_of(cfg.portal_listen, https)));
     }
 
     if let Some(secret) = shown_once {

@@ -2,7 +2,10 @@
 //! authorises them, and proxies them to the API's upstream with bodies streamed both ways.
 //!
 //! # Layout
-//! - [`server`]: the HTTP/1.1 + HTTP/2 (h2c) listener ([`server::serve`]) with graceful shutdown.
+//! - [`server`]: the HTTP/1.1 + HTTP/2 listener ([`server::serve`]; h2c, or HTTPS with HTTP/2 by
+//!   ALPN) with graceful shutdown.
+//! - [`tls`]: certificates from PEM files reloaded without a restart, the listeners' TLS policy,
+//!   the upstream client's roots and client certificate, `SO_REUSEPORT` listeners.
 //! - [`snapshot`]: [`snapshot::Snapshot`], the immutable routing table and per-API runtime built
 //!   from the store; [`Gateway`] holds the current one in an `ArcSwap` and swaps it atomically on
 //!   every configuration change, so in-flight requests finish on the snapshot they started with.
@@ -23,6 +26,7 @@ pub mod limits;
 pub mod pipeline;
 pub mod server;
 pub mod snapshot;
+pub mod tls;
 pub mod upstream;
 pub mod watch;
 
@@ -58,6 +62,9 @@ pub struct GatewayConfig {
     pub max_header_bytes: usize,
     /// Client connections served at once; more are answered 503 and closed (load shedding).
     pub max_connections: usize,
+    /// TLS to upstreams (extra CA, client certificate); `None`: system roots, no client
+    /// certificate. Built by [`tls::upstream_client_config`].
+    pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for GatewayConfig {
@@ -71,6 +78,7 @@ impl Default for GatewayConfig {
             max_request_body: None,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            upstream_tls: None,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The gateway listener: HTTP/1.1 and HTTP/2 (prior knowledge, h2c) on one port.
+//! The gateway listener: HTTP/1.1 and HTTP/2 on one port: plain (HTTP/2 by prior knowledge, h2c)
+//! or TLS (HTTP/2 by ALPN).
 //!
 //! Limits that keep the process standing under hostile or excessive load:
 //! - **connections**: at most [`GatewayConfig::max_connections`](crate::GatewayConfig) are served
@@ -11,6 +12,7 @@
 //! - **bodies** over the API's limit are answered `413` ([`crate::limited`]).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -20,10 +22,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 use crate::pipeline::Gateway;
+use crate::tls::{drain_backlog, serve_io};
 
 /// How long in-flight requests may take to finish once shutdown starts.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -56,11 +60,27 @@ impl ConnectionStats {
     }
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes, then stops accepting and lets
-/// in-flight requests finish (up to [`DRAIN_TIMEOUT`]).
+/// Serves the gateway over plain HTTP (HTTP/1.1 and h2c); see [`serve_with_tls`].
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_with_tls(listener, gateway, None, shutdown).await;
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then stops accepting and lets
+/// in-flight requests finish (up to [`DRAIN_TIMEOUT`]).
+///
+/// With `tls`, every connection is a TLS connection (the handshake must end within the header
+/// timeout; HTTP/2 when ALPN chose `h2`) and requests are handled with `tls = true`
+/// (`X-Forwarded-Proto: https`). A TLS connection over the connection limit is closed before the
+/// handshake, without an answer: the plain `503` cannot be read by a TLS client, and a handshake
+/// would spend the CPU that load shedding is meant to save (it is counted as refused all the same).
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let cfg = gateway.config().clone();
@@ -77,22 +97,10 @@ pub async fn serve(
         .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(cfg.client_header_timeout))
         .keep_alive_timeout(cfg.client_header_timeout);
+    let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (mut stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    tracing::warn!(error = %e, "gateway accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    let start = |mut stream: TcpStream, remote: SocketAddr| {
         let _ = stream.set_nodelay(true);
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             let n = gateway
@@ -107,35 +115,64 @@ pub async fn serve(
                     "connection limit reached: refusing connections"
                 );
             }
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(1), async {
-                    let _ = stream.write_all(OVERLOADED).await;
-                    let _ = stream.shutdown().await;
-                })
-                .await;
-            });
-            continue;
+            if tls.is_none() {
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                        let _ = stream.write_all(OVERLOADED).await;
+                        let _ = stream.shutdown().await;
+                    })
+                    .await;
+                });
+            }
+            return;
         };
         let gw = Arc::clone(&gateway);
         gw.connections().open.fetch_add(1, Ordering::Relaxed);
+        let is_tls = tls.is_some();
         let svc = service_fn(move |req| {
             let gw = Arc::clone(&gw);
-            async move { Ok::<_, std::convert::Infallible>(gw.handle(req, remote, false).await) }
+            async move { Ok::<_, std::convert::Infallible>(gw.handle(req, remote, is_tls).await) }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
+        let builder = Arc::clone(&builder);
+        let tls = tls.clone();
         let gw = Arc::clone(&gateway);
+        let handshake_timeout = cfg.client_header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "client connection ended with an error");
+            match tls {
+                None => serve_io(&builder, TokioIo::new(stream), svc, watcher).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => serve_io(&builder, TokioIo::new(s), svc, watcher).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
             }
             gw.connections().open.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
         });
+    };
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "gateway accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        start(stream, remote);
     }
-    drop(listener);
+    // Connections the kernel already queued for this listener are served, not reset.
+    for (stream, remote) in drain_backlog(listener) {
+        start(stream, remote);
+    }
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("gateway drained"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gateway drain timed out"),

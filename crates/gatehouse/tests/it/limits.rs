@@ -232,3 +232,75 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let (st, _s) = status.await.unwrap();
     assert!(st.success(), "gatehouse exited with {st}");
 }
+
+/// A binary upgrade: a second process binds the same ports (`SO_REUSEPORT`) and the same data
+/// directory, the first gets SIGTERM and drains; a client making new connections all along never
+/// sees a refused or reset connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_upgrade_without_refused_connections() {
+    let up = EchoUpstream::start("up").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut old = Server::start(dir.path());
+    old.create_api(&keyless_api("Api", "/api/", &up.url()))
+        .await;
+    let ports = (old.gateway_port, old.dashboard_port, old.portal_port);
+    let new = Server::start_on_ports(dir.path(), ports, &[], None);
+    let gateway = new.gateway("/api/x");
+    let dashboard = new.admin_url("/api/apis");
+
+    // Sequential requests, each on a new connection, to the gateway and the admin API.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client_loop = {
+        let stop = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                for (url, auth) in [(&gateway, false), (&dashboard, true)] {
+                    let mut rb = http.get(url.as_str());
+                    if auth {
+                        rb = rb.bearer_auth(ADMIN_KEY);
+                    }
+                    match rb.send().await {
+                        Ok(r) if r.status() == 200 => ok += 1,
+                        Ok(r) => failed.push(format!("{url}: {}", r.status())),
+                        Err(e) => failed.push(format!("{url}: {e:?}")),
+                    }
+                }
+            }
+            (ok, failed)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let old_pid = old.pid();
+    let exited = tokio::task::spawn_blocking(move || {
+        let st = old.terminate();
+        (st, old)
+    })
+    .await
+    .unwrap();
+    assert!(
+        exited.0.success(),
+        "the old process exited with {}",
+        exited.0
+    );
+    // Keep going for a moment after the old process is gone: only the new one answers now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = client_loop.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} failed of {}: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
+    assert!(ok > 10, "only {ok} requests were made");
+    assert_ne!(new.pid(), old_pid);
+    let (st, _) = new.call("/api/after").await;
+    assert_eq!(st, 200);
+}

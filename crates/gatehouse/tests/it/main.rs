@@ -12,3 +12,4 @@ mod limits;
 mod observability;
 mod outages;
 mod secrets;
+mod tls;
