@@ -9,6 +9,10 @@
 #
 #   bench/run.sh [DURATION=10] [CONNECTIONS=50]
 #
+# BENCH_TELEMETRY=1 adds two JWT rows on two more gateways: jwt-telemetry-off (--analytics false,
+# no access log) and jwt-telemetry-on (--access-log to a file and --analytics true). The other
+# gateways run with the defaults (analytics on, access log off).
+#
 # Everything listens on 127.0.0.1 and stops when the script ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +25,7 @@ done
 
 echo "bench: building the release binary" >&2
 cargo build --release -q -p gatehouse
-bin=target/release/gatehouse
+bin=${CARGO_TARGET_DIR:-target}/release/gatehouse
 
 work=$(mktemp -d)
 pids=()
@@ -73,11 +77,19 @@ if command -v redis-server >/dev/null; then
   for _ in $(seq 1 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
   start_gw "$gw_redis" "$dash3" "$portal3" "$work/gh3" --redis-url "redis://127.0.0.1:$redis_port"
 fi
+telemetry=${BENCH_TELEMETRY:-0}
+if [ "$telemetry" = 1 ]; then
+  gw_toff=$(free_port); dash4=$(free_port); portal4=$(free_port)
+  gw_ton=$(free_port); dash5=$(free_port); portal5=$(free_port)
+  start_gw "$gw_toff" "$dash4" "$portal4" "$work/gh4" --analytics false --access-log off
+  start_gw "$gw_ton" "$dash5" "$portal5" "$work/gh5" --analytics true --access-log "$work/access.log"
+fi
 wait_http "http://127.0.0.1:$up/"; wait_http "http://127.0.0.1:$proxy/"
 
 admin() { curl -fsS -X POST "http://127.0.0.1:$1/api/$2" -H "Authorization: Bearer $key" -d "$3" >/dev/null; }
 dashes=("$dash" "$dash2")
 [ -f "$work/gh3.out" ] && dashes+=("$dash3")
+[ "$telemetry" = 1 ] && dashes+=("$dash4" "$dash5")
 for d in "${dashes[@]}"; do
   admin "$d" apis "{\"name\":\"keyless\",\"api_id\":\"keyless\",\"use_keyless\":true,\"proxy\":{\"listen_path\":\"/keyless/\",\"target_url\":\"http://127.0.0.1:$up\",\"strip_listen_path\":true}}"
   admin "$d" apis "{\"name\":\"jwt\",\"api_id\":\"jwt\",\"enable_jwt\":true,\"jwt_signing_method\":\"rsa\",\"jwt_source\":\"$jwks\",\"jwt_identity_base_field\":\"sub\",\"jwt_policy_field_name\":\"pol\",\"proxy\":{\"listen_path\":\"/jwt/\",\"target_url\":\"http://127.0.0.1:$up\",\"strip_listen_path\":true}}"
@@ -113,6 +125,9 @@ curl -fs -o /dev/null -H "Authorization: Bearer $tok_jwt" "http://127.0.0.1:$gw/
 curl -fs -o /dev/null -H "Authorization: Bearer $tok_limited" "http://127.0.0.1:$gw/limited/x"
 curl -fs -o /dev/null -H "Authorization: Bearer $tok_jwt" "http://127.0.0.1:$gw_nocache/jwt/x"
 [ -f "$work/gh3.out" ] && curl -fs -o /dev/null -H "Authorization: Bearer $tok_limited" "http://127.0.0.1:$gw_redis/limited/x"
+if [ "$telemetry" = 1 ]; then
+  for p in "$gw_toff" "$gw_ton"; do curl -fs -o /dev/null -H "Authorization: Bearer $tok_jwt" "http://127.0.0.1:$p/jwt/x"; done
+fi
 
 results="$work/results.tsv"
 : > "$results"
@@ -140,6 +155,10 @@ PY
 run nginx-proxy "http://127.0.0.1:$proxy/x"
 run keyless "http://127.0.0.1:$gw/keyless/x"
 BENCH_TOKEN=$tok_jwt run jwt-reused-token "http://127.0.0.1:$gw/jwt/x" "$work/token.lua"
+if [ "$telemetry" = 1 ]; then
+  BENCH_TOKEN=$tok_jwt run jwt-telemetry-off "http://127.0.0.1:$gw_toff/jwt/x" "$work/token.lua"
+  BENCH_TOKEN=$tok_jwt run jwt-telemetry-on "http://127.0.0.1:$gw_ton/jwt/x" "$work/token.lua"
+fi
 BENCH_TOKENS="$work/tokens.txt" run jwt-fresh-token "http://127.0.0.1:$gw_nocache/jwt/x" "$work/pool.lua"
 BENCH_TOKEN=$tok_limited run jwt-rate-limit-quota "http://127.0.0.1:$gw/limited/x" "$work/token.lua"
 if [ -f "$work/gh3.out" ]; then
@@ -157,5 +176,15 @@ for name, rps, p50, p99, errs in rows:
     print("| %s | %s | %s | %s | %.2f | %.2f | %s |" % (name, rps, p50, p99,
           float(rps) / float(base[1]), float(p99) / float(base[3]), errs or "0"))
 PY
+if [ "$telemetry" = 1 ]; then
+  python3 - "$results" <<'PY'
+import sys
+rows = {l.split("\t")[0]: l.rstrip("\n").split("\t") for l in open(sys.argv[1])}
+off, on = rows["jwt-telemetry-off"], rows["jwt-telemetry-on"]
+print("\naccess log + analytics on vs off (JWT, reused token): req/s %+.1f %%, p99 %+.1f %%"
+      % ((float(on[1]) / float(off[1]) - 1) * 100, (float(on[3]) / float(off[3]) - 1) * 100))
+PY
+  echo "access log lines written: $(wc -l < "$work/access.log")"
+fi
 echo
 echo "($(nproc) cores; proxies pinned to core 0, upstream/IdP/wrk on core 1; wrk -t1 -c$conns -d${duration}s; $(date -u +%Y-%m-%dT%H:%MZ))"

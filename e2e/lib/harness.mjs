@@ -154,6 +154,53 @@ export async function startGatehouse(extraEnv = {}) {
   return { ...urls, dataDir, process: child };
 }
 
+/**
+ * `gatehouse demo` on free ports with a fresh data directory, as a newcomer runs it. Resolves
+ * when it printed "Press Ctrl-C" with what it printed: the URLs and the credentials.
+ */
+export async function startDemo() {
+  const bin = process.env.GATEHOUSE_BIN || path.join(ROOT, 'target', 'debug', 'gatehouse');
+  if (!fs.existsSync(bin)) throw new Error(`no gatehouse binary at ${bin}: run cargo build -p gatehouse (or scripts/e2e)`);
+  const dataDir = tempDir('gh-e2e-demo-');
+  const [gw, dash, portal, idp, up] = [
+    await freePort(), await freePort(), await freePort(), await freePort(), await freePort(),
+  ];
+  const child = start(bin, [
+    'demo', '--data-dir', dataDir,
+    '--gateway-listen', `127.0.0.1:${gw}`, '--dashboard-listen', `127.0.0.1:${dash}`,
+    '--portal-listen', `127.0.0.1:${portal}`, '--idp-port', String(idp), '--upstream-port', String(up),
+  ], { cwd: dataDir, env: { PATH: process.env.PATH, HOME: process.env.HOME || dataDir } });
+  const text = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`gatehouse demo printed no "Press Ctrl-C" in 60 s:\n${child.output}`)), 60_000);
+    const check = () => {
+      if (child.output.includes('Press Ctrl-C')) {
+        clearTimeout(timer);
+        resolve(child.output);
+      }
+    };
+    child.stdout.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`gatehouse demo exited (${code}):\n${child.output}`));
+    });
+  });
+  const grab = (re, what) => {
+    const m = text.match(re);
+    if (!m) throw new Error(`gatehouse demo did not print ${what}:\n${text}`);
+    return m.slice(1);
+  };
+  const [developerEmail, developerPassword] = grab(/Demo developer:\s+(\S+) \/ (\S+)/, 'the demo developer');
+  const [adminEmail, adminPassword] = grab(/Dashboard admin:\s+(\S+) \/ (\S+)/, 'the dashboard admin');
+  return {
+    text,
+    gateway: grab(/Gateway:\s+(http:\/\/\S+)/, 'the gateway URL')[0],
+    dashboard: grab(/Dashboard:\s+(http:\/\/\S+)/, 'the dashboard URL')[0],
+    portal: grab(/Portal:\s+(http:\/\/\S+)/, 'the portal URL')[0],
+    developer: { email: developerEmail, password: developerPassword },
+    admin: { email: adminEmail, password: adminPassword },
+  };
+}
+
 /** Headless Chromium with a fresh profile directory. */
 export async function startBrowser({ javaScript = true } = {}) {
   const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';

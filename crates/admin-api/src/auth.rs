@@ -95,3 +95,30 @@ mod tests {
         assert!(!format!("{k:?}").contains(&k.hex_digest()));
     }
 }
+
+/// The client's address (IP), for sign-in throttling and the audit log: from the listener's
+/// `ConnectInfo` (serve with `into_make_service_with_connect_info`), `"unknown"` without it.
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
+
+impl ClientAddr {
+    /// The address recorded in a request's extensions.
+    pub fn of(ext: &axum::http::Extensions) -> Self {
+        Self(
+            ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_else(|| "unknown".to_owned()),
+        )
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(&parts.extensions))
+    }
+}

@@ -23,6 +23,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// Seconds for a `Retry-After` header (429 answers).
+    retry_after: Option<i64>,
 }
 
 impl ApiError {
@@ -34,6 +36,7 @@ impl ApiError {
                 error: message.into(),
                 field: None,
             },
+            retry_after: None,
         }
     }
 
@@ -46,6 +49,7 @@ impl ApiError {
                 error: message.into(),
                 field: (!field.is_empty()).then_some(field),
             },
+            retry_after: None,
         }
     }
 
@@ -75,6 +79,7 @@ impl From<ControlError> for ApiError {
                     error: message,
                     field: Some(field.to_owned()),
                 },
+                retry_after: None,
             },
             ControlError::NotFound(m) => Self::not_found(m),
             ControlError::Store(m) => {
@@ -99,10 +104,18 @@ impl From<crate::portal::PortalError> for ApiError {
                     error: message,
                     field: Some(field),
                 },
+                retry_after: None,
             },
             P::NotFound(m) => Self::not_found(m),
             P::Unauthorized(m) => Self::new(StatusCode::UNAUTHORIZED, m),
             P::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, m),
+            P::Throttled {
+                message,
+                retry_after,
+            } => Self {
+                retry_after: Some(retry_after),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, message)
+            },
             P::Idp { status, message } => Self::new(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
                 message,
@@ -121,6 +134,12 @@ impl From<crate::portal::PortalError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = (self.status, Json(self.body)).into_response();
+        if let Some(secs) = self.retry_after {
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs.max(1)),
+            );
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

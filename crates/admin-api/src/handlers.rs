@@ -314,11 +314,33 @@ pub async fn import_tyk(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let v = parse_json(&body)?;
-    let Value::Object(mut obj) = v else {
-        return Err(ApiError::bad_field(
-            "",
-            "send {\"apis\": [...], \"policies\": [...]}",
-        ));
+    let bundle = tyk_bundle(v).map_err(|e| ApiError::bad_field(e.field, e.message))?;
+    Ok(Json(ImportReport::new(s.control.import_tyk(bundle).await)))
+}
+
+/// Reads an import document: `{"apis": [...], "policies": [...] or {id: policy}}`, or (as the
+/// dashboard's import page allows) one API definition or an array of them. Errors name `apis`,
+/// `policies` or the document (`""`).
+pub fn tyk_bundle(v: Value) -> Result<TykBundle, gatehouse_domain::ValidationError> {
+    use gatehouse_domain::ValidationError as E;
+    let mut obj = match v {
+        Value::Object(o) if o.contains_key("apis") || o.contains_key("policies") => o,
+        Value::Object(o) if o.contains_key("proxy") || o.contains_key("api_id") => {
+            let mut m = serde_json::Map::new();
+            m.insert("apis".into(), Value::Array(vec![Value::Object(o)]));
+            m
+        }
+        Value::Array(list) => {
+            let mut m = serde_json::Map::new();
+            m.insert("apis".into(), Value::Array(list));
+            m
+        }
+        _ => {
+            return Err(E::new(
+                "",
+                "send {\"apis\": [...], \"policies\": [...]}, one API definition or an array of them",
+            ));
+        }
     };
     let mut bundle = TykBundle::default();
     match obj.remove("apis") {
@@ -329,10 +351,7 @@ pub async fn import_tyk(
             }
         }
         Some(_) => {
-            return Err(ApiError::bad_field(
-                "apis",
-                "apis must be an array of API definitions",
-            ));
+            return Err(E::new("apis", "apis must be an array of API definitions"));
         }
     }
     match obj.remove("policies") {
@@ -341,19 +360,19 @@ pub async fn import_tyk(
             bundle.policies.push(("policies".to_owned(), p))
         }
         Some(_) => {
-            return Err(ApiError::bad_field(
+            return Err(E::new(
                 "policies",
                 "policies must be an array or an object keyed by policy id",
             ));
         }
     }
     if bundle.apis.is_empty() && bundle.policies.is_empty() {
-        return Err(ApiError::bad_field(
+        return Err(E::new(
             "",
             "nothing to import: send \"apis\" and/or \"policies\"",
         ));
     }
-    Ok(Json(ImportReport::new(s.control.import_tyk(bundle).await)))
+    Ok(bundle)
 }
 
 /// The answer to a cache flush.
@@ -398,4 +417,144 @@ pub async fn flush_jwks_api(
 /// 404 for unknown paths, as JSON.
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see GET /api/openapi.json")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Analytics
+// ---------------------------------------------------------------------------------------------
+
+use crate::analytics::{self as an, AnalyticsQuery, BadParam, SeriesReport, TopBy, TopReport};
+use axum::extract::Query;
+use std::collections::HashMap;
+
+impl From<BadParam> for ApiError {
+    fn from(b: BadParam) -> Self {
+        ApiError::bad_field(b.param, b.message)
+    }
+}
+
+fn analytics_query(p: &HashMap<String, String>) -> Result<AnalyticsQuery, ApiError> {
+    Ok(AnalyticsQuery::parse(
+        |k| p.get(k).cloned(),
+        gatehouse_store::unix_now(),
+    )?)
+}
+
+fn store_unavailable(e: gatehouse_store::StoreError) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("analytics could not be read: {e}"),
+    )
+}
+
+/// Requests, errors and latency percentiles over time, per API and overall.
+#[utoipa::path(get, path = "/api/analytics/requests", tag = "analytics",
+    params(
+        ("range" = Option<String>, Query, description = "1h, 24h (default), 7d or 30d, ending now"),
+        ("from" = Option<String>, Query, description = "Start: unix seconds or YYYY-MM-DDTHH:MM (UTC); overrides range"),
+        ("to" = Option<String>, Query, description = "End (exclusive): unix seconds or YYYY-MM-DDTHH:MM (UTC); default now"),
+        ("api_id" = Option<String>, Query, description = "Only this API"),
+        ("developer_id" = Option<String>, Query, description = "Only this developer"),
+        ("client_id" = Option<String>, Query, description = "Only this OAuth client"),
+        ("granularity" = Option<String>, Query, description = "minute, hour or day (default: minute up to 3 h, hour up to 7 d, else day)"),
+    ),
+    responses((status = 200, description = "Time series (buckets with requests only)", body = SeriesReport),
+              (status = 400, description = "A bad parameter, named in `field`", body = ErrorBody),
+              (status = 401, description = "No or wrong admin key", body = ErrorBody)))]
+pub async fn analytics_requests(
+    State(s): State<AdminState>,
+    Query(p): Query<HashMap<String, String>>,
+) -> Result<Json<SeriesReport>, ApiError> {
+    let q = analytics_query(&p)?;
+    let (rows, truncated) = q
+        .rows(s.control.store().as_ref())
+        .await
+        .map_err(store_unavailable)?;
+    Ok(Json(an::series(&q, &rows, truncated)))
+}
+
+/// The developers, clients or APIs with most requests.
+#[utoipa::path(get, path = "/api/analytics/top", tag = "analytics",
+    params(
+        ("by" = Option<String>, Query, description = "developer (default), client or api; requests without a developer or client are left out of those lists"),
+        ("limit" = Option<u32>, Query, description = "Entries, 1-100 (default 10)"),
+        ("range" = Option<String>, Query, description = "1h, 24h (default), 7d or 30d"),
+        ("from" = Option<String>, Query, description = "Start: unix seconds or YYYY-MM-DDTHH:MM (UTC)"),
+        ("to" = Option<String>, Query, description = "End (exclusive)"),
+        ("api_id" = Option<String>, Query, description = "Only this API"),
+    ),
+    responses((status = 200, description = "Most requests first", body = TopReport),
+              (status = 400, description = "A bad parameter, named in `field`", body = ErrorBody),
+              (status = 401, description = "No or wrong admin key", body = ErrorBody)))]
+pub async fn analytics_top(
+    State(s): State<AdminState>,
+    Query(p): Query<HashMap<String, String>>,
+) -> Result<Json<TopReport>, ApiError> {
+    let q = analytics_query(&p)?;
+    let by = TopBy::parse(p.get("by").map(String::as_str))?;
+    let limit = match p.get("limit").map(|l| l.trim()).filter(|l| !l.is_empty()) {
+        None => 10,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=100).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_field(
+                    "limit",
+                    format!("limit must be a number from 1 to 100, not '{l}'"),
+                ));
+            }
+        },
+    };
+    let (rows, truncated) = q
+        .rows(s.control.store().as_ref())
+        .await
+        .map_err(store_unavailable)?;
+    Ok(Json(an::top(&q, &rows, by, limit, truncated)))
+}
+
+/// The per-minute rows as CSV (one line per minute, API, developer, client and status class).
+#[utoipa::path(get, path = "/api/analytics/export.csv", tag = "analytics",
+    params(
+        ("range" = Option<String>, Query, description = "1h, 24h (default), 7d or 30d"),
+        ("from" = Option<String>, Query, description = "Start: unix seconds or YYYY-MM-DDTHH:MM (UTC)"),
+        ("to" = Option<String>, Query, description = "End (exclusive)"),
+        ("api_id" = Option<String>, Query, description = "Only this API"),
+        ("developer_id" = Option<String>, Query, description = "Only this developer"),
+        ("client_id" = Option<String>, Query, description = "Only this OAuth client"),
+    ),
+    responses((status = 200, description = "CSV with a header line", content_type = "text/csv", body = String),
+              (status = 400, description = "A bad parameter, named in `field`", body = ErrorBody),
+              (status = 401, description = "No or wrong admin key", body = ErrorBody)))]
+pub async fn analytics_export(
+    State(s): State<AdminState>,
+    Query(p): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let q = analytics_query(&p)?;
+    let (rows, _) = q
+        .rows(s.control.store().as_ref())
+        .await
+        .map_err(store_unavailable)?;
+    Ok(csv_response(an::csv(&rows), q.from, q.to))
+}
+
+/// A CSV download named after its range.
+pub fn csv_response(body: String, from: i64, to: i64) -> axum::response::Response {
+    let name = format!(
+        "gatehouse-analytics-{}-{}.csv",
+        an::iso(from).replace(':', ""),
+        an::iso(to).replace(':', "")
+    );
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }

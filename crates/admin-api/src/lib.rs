@@ -11,6 +11,7 @@
 //! [`router`] builds the router and [`openapi`] the OpenAPI document from the same route list, so
 //! the document cannot name a route that does not exist or miss one that does.
 
+pub mod analytics;
 pub mod auth;
 pub mod control;
 pub mod error;
@@ -27,7 +28,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::AdminKey;
+pub use auth::{AdminKey, ClientAddr};
 pub use control::{ChangeHook, Control, ControlError, TykBundle, no_hook};
 
 /// Hooks the admin API calls into other parts of the process.
@@ -74,6 +75,7 @@ pub struct AdminState {
         (name = "import", description = "Import from Tyk"),
         (name = "cache", description = "Caches"),
         (name = "portal", description = "Developer portal and Dynamic Client Registration"),
+        (name = "analytics", description = "Per-minute request analytics"),
     )
 )]
 struct ApiDoc;
@@ -133,6 +135,9 @@ fn parts() -> (Router<AdminState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(portal_admin::list_clients))
         .routes(routes!(portal_admin::delete_client))
+        .routes(routes!(handlers::analytics_requests))
+        .routes(routes!(handlers::analytics_top))
+        .routes(routes!(handlers::analytics_export))
         .split_for_parts()
 }
 

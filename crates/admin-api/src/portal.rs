@@ -31,6 +31,7 @@ use gatehouse_domain::portal::{
     CatalogueEntry, DcrOptions, DeveloperSignup, PortalConfig, RedirectUris, Secret, effective_dcr,
     split_redirect_uris, validate_email, validate_password, validate_person_name,
 };
+use gatehouse_domain::throttle::LoginThrottle;
 use gatehouse_store::{
     ClientRow, DeveloperRow, SecretBox, Store, StoreError, WriteMode, WriteOutcome, unix_now,
 };
@@ -76,6 +77,14 @@ pub enum PortalError {
     /// The store failed: 503.
     #[error("the database is unavailable: {0}")]
     Store(String),
+    /// Too many failed sign-ins: 429 with `Retry-After`.
+    #[error("{message}")]
+    Throttled {
+        /// Safe to show.
+        message: String,
+        /// Seconds until the next attempt is allowed.
+        retry_after: i64,
+    },
 }
 
 impl From<StoreError> for PortalError {
@@ -121,6 +130,7 @@ pub struct Portal {
     dcr_timeout: Duration,
     client_locks: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     argon: Argon2<'static>,
+    throttle: parking_lot::Mutex<LoginThrottle>,
 }
 
 impl Portal {
@@ -140,6 +150,7 @@ impl Portal {
             dcr_timeout,
             client_locks: parking_lot::Mutex::new(HashMap::new()),
             argon: Argon2::default(),
+            throttle: parking_lot::Mutex::new(LoginThrottle::default()),
         })
     }
 
@@ -163,6 +174,70 @@ impl Portal {
             *t = Value::String(self.secrets.open(s)?);
         }
         Ok(())
+    }
+
+    /// Re-seals every stored secret (the portal's and catalogue entries' initial access tokens,
+    /// client secrets, registration access tokens) with the current key of this portal's
+    /// [`SecretBox`]; values sealed with it already are left alone. Used after a key rotation.
+    /// Returns (re-sealed, already current).
+    pub async fn reseal_secrets(&self) -> Result<(usize, usize), PortalError> {
+        let (mut moved, mut current) = (0, 0);
+        let mut one = |v: &mut Value| -> Result<bool, PortalError> {
+            match v.as_str().filter(|s| SecretBox::is_sealed(s)) {
+                None => Ok(false),
+                Some(s) => match self.secrets.reseal(s)? {
+                    Some(n) => {
+                        *v = Value::String(n);
+                        moved += 1;
+                        Ok(true)
+                    }
+                    None => {
+                        current += 1;
+                        Ok(false)
+                    }
+                },
+            }
+        };
+        if let Some(text) = self.store.get_setting(CONFIG_KEY).await? {
+            let mut v: Value = serde_json::from_str(&text)
+                .map_err(|e| PortalError::Store(format!("corrupt portal configuration: {e}")))?;
+            if let Some(t) = v.pointer_mut("/dcr_options/access_token")
+                && one(t)?
+            {
+                self.store.put_setting(CONFIG_KEY, &v.to_string()).await?;
+            }
+        }
+        for mut e in self.store.list_catalogue().await? {
+            if let Some(t) = e.doc.pointer_mut("/config/dcr_options/access_token")
+                && one(t)?
+            {
+                self.store
+                    .put_catalogue(&e.id, &e.doc, WriteMode::Replace)
+                    .await?;
+            }
+        }
+        for c in self.store.list_clients(None, true).await? {
+            let mut secret = c.secret_sealed.clone().map(Value::String);
+            let mut rat = c.rat_sealed.clone().map(Value::String);
+            let a = match &mut secret {
+                Some(v) => one(v)?,
+                None => false,
+            };
+            let b = match &mut rat {
+                Some(v) => one(v)?,
+                None => false,
+            };
+            if a || b {
+                self.store
+                    .update_client_credentials(
+                        &c.client_id,
+                        secret.as_ref().and_then(Value::as_str),
+                        rat.as_ref().and_then(Value::as_str),
+                    )
+                    .await?;
+            }
+        }
+        Ok((moved, current))
     }
 
     // ----- configuration --------------------------------------------------------------------
@@ -437,14 +512,39 @@ impl Portal {
     // ----- sign-in --------------------------------------------------------------------------
 
     /// Checks email and password; returns a new session token (to put in a cookie) and the
-    /// developer. The same answer for an unknown email and a wrong password.
+    /// developer. The same answer for an unknown email and a wrong password. Failed attempts
+    /// are throttled per account and per client `address` ([`LoginThrottle`]): 429 then.
     pub async fn login(
         &self,
         email: &str,
         password: &str,
+        address: &str,
     ) -> Result<(String, DeveloperRow), PortalError> {
-        let refused = || PortalError::Unauthorized("wrong email or password".to_owned());
         let email = gatehouse_domain::portal::normalize_email(email);
+        let now = unix_now();
+        if let Err(t) = self.throttle.lock().check(&email, address, now) {
+            tracing::warn!(
+                address,
+                by_address = t.by_address,
+                "portal sign-in throttled"
+            );
+            return Err(PortalError::Throttled {
+                message: format!(
+                    "too many failed sign-ins {}; try again in {} s",
+                    if t.by_address {
+                        "from this address"
+                    } else {
+                        "for this account"
+                    },
+                    t.retry_after
+                ),
+                retry_after: t.retry_after,
+            });
+        }
+        let refused = || {
+            self.throttle.lock().failure(&email, address, now);
+            PortalError::Unauthorized("wrong email or password".to_owned())
+        };
         let Some(dev) = self.store.get_developer_by_email(&email).await? else {
             // Spend the same time as a real check, so timing does not reveal accounts.
             let _ = self.hash_password(&Secret::new(password));
@@ -453,6 +553,7 @@ impl Portal {
         if !self.password_matches(password, &dev.password_hash) {
             return Err(refused());
         }
+        self.throttle.lock().success(&email);
         if dev.inactive {
             return Err(PortalError::Forbidden(
                 "this developer account is deactivated; contact the API provider".to_owned(),
@@ -466,7 +567,11 @@ impl Portal {
     }
 
     /// Self sign-up, when the portal allows it; signs the developer in.
-    pub async fn signup(&self, input: Value) -> Result<(String, DeveloperRow), PortalError> {
+    pub async fn signup(
+        &self,
+        input: Value,
+        address: &str,
+    ) -> Result<(String, DeveloperRow), PortalError> {
         if !self.config().await?.signup_enabled {
             return Err(PortalError::Forbidden(
                 "sign-up is disabled on this portal; ask the API provider for an account"
@@ -479,7 +584,7 @@ impl Portal {
             .unwrap_or_default()
             .to_owned();
         let dev = self.create_developer(input).await?;
-        self.login(&dev.email, &password).await
+        self.login(&dev.email, &password, address).await
     }
 
     /// Ends a session.

@@ -4,6 +4,7 @@
 //! something must come from the portal itself: a cross-site `Origin` or `Sec-Fetch-Site` is refused
 //! (403), and bodies must be JSON (which a cross-site HTML form cannot send).
 
+use crate::auth::ClientAddr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -127,6 +128,7 @@ fn set_cookie(s: &PortalApi, token: &str, max_age: i64) -> (header::HeaderName, 
 
 async fn login(
     State(s): State<PortalApi>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -146,7 +148,7 @@ async fn login(
             "email and password are required",
         ));
     }
-    let (token, dev) = s.portal.login(email, password).await?;
+    let (token, dev) = s.portal.login(email, password, &addr).await?;
     Ok((
         [set_cookie(&s, &token, SESSION_SECONDS)],
         Json(json!({"developer": developer_view(&dev)})),
@@ -155,11 +157,12 @@ async fn login(
 
 async fn signup(
     State(s): State<PortalApi>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let v = json_body(&headers, &body)?;
-    let (token, dev) = s.portal.signup(v).await?;
+    let (token, dev) = s.portal.signup(v, &addr).await?;
     Ok((
         StatusCode::CREATED,
         [set_cookie(&s, &token, SESSION_SECONDS)],

@@ -284,6 +284,26 @@ impl ApiDefinition {
         serde_path_to_error::deserialize(raw.clone()).map_err(|e| ValidationError::from_serde(&e))
     }
 
+    /// Tyk's `global_size_limit` of the version requests are served by (`default_version`, else
+    /// `Default`, else the only version): the largest request body in bytes. `None` when unset
+    /// or 0 (the gateway's own `max_request_body` applies then).
+    pub fn request_size_limit(&self) -> Option<u64> {
+        let vd = &self.version_data;
+        let version = vd
+            .versions
+            .get(&vd.default_version)
+            .or_else(|| vd.versions.get("Default"))
+            .or_else(|| {
+                (vd.versions.len() == 1)
+                    .then(|| vd.versions.values().next())
+                    .flatten()
+            })?;
+        version
+            .get("global_size_limit")
+            .and_then(Value::as_u64)
+            .filter(|n| *n > 0)
+    }
+
     /// Whether the API authenticates requests with some method Gatehouse does not support; such
     /// APIs are refused (401) rather than served open.
     pub fn auth_mode(&self) -> AuthMode {
@@ -410,6 +430,17 @@ pub fn validate_api(input: Value, path_id: Option<&str>) -> Result<ValidatedApi,
     }
     if def.enable_jwt {
         validate_jwt(&def)?;
+    }
+    for (name, v) in &def.version_data.versions {
+        if let Some(limit) = v.get("global_size_limit")
+            && has_value(limit)
+            && limit.as_u64().is_none()
+        {
+            return Err(ValidationError::new(
+                format!("version_data.versions.{name}.global_size_limit"),
+                "global_size_limit must be a whole number of bytes (0 for no limit)",
+            ));
+        }
     }
     if def.global_rate_limit.rate < 0.0 || def.global_rate_limit.per < 0.0 {
         return Err(ValidationError::new(
@@ -543,7 +574,13 @@ const KNOWN_PROXY: &[&str] = &[
     "preserve_host_header",
 ];
 
-const KNOWN_VERSION: &[&str] = &["name", "expires", "use_extended_paths", "override_target"];
+const KNOWN_VERSION: &[&str] = &[
+    "name",
+    "expires",
+    "use_extended_paths",
+    "override_target",
+    "global_size_limit",
+];
 
 /// Tyk auth switches Gatehouse does not implement.
 const UNSUPPORTED_AUTH: &[&str] = &[
@@ -701,6 +738,45 @@ mod tests {
         assert!(v.def.active, "active defaults to true");
         assert!(v.warnings.is_empty(), "{:?}", v.warnings);
         assert_eq!(v.def.auth_mode(), AuthMode::Keyless);
+    }
+
+    #[test]
+    fn request_size_limit_comes_from_the_served_version() {
+        assert_eq!(
+            validate_api(minimal(), None)
+                .unwrap()
+                .def
+                .request_size_limit(),
+            None
+        );
+        let mut d = minimal();
+        d["version_data"] = json!({"not_versioned": true, "default_version": "",
+            "versions": {"Default": {"name": "Default", "global_size_limit": 1024}}});
+        let v = validate_api(d.clone(), None).unwrap();
+        assert_eq!(v.def.request_size_limit(), Some(1024));
+        assert!(v.warnings.is_empty(), "{:?}", v.warnings);
+        d["version_data"]["versions"]["Default"]["global_size_limit"] = json!(0);
+        assert_eq!(
+            validate_api(d.clone(), None)
+                .unwrap()
+                .def
+                .request_size_limit(),
+            None
+        );
+        d["version_data"] = json!({"not_versioned": false, "default_version": "v2",
+            "versions": {"v1": {"global_size_limit": 10}, "v2": {"global_size_limit": 20}}});
+        assert_eq!(
+            validate_api(d.clone(), None)
+                .unwrap()
+                .def
+                .request_size_limit(),
+            Some(20)
+        );
+        d["version_data"]["versions"]["v2"]["global_size_limit"] = json!("20 KB");
+        assert_eq!(
+            validate_api(d, None).unwrap_err().field,
+            "version_data.versions.v2.global_size_limit"
+        );
     }
 
     #[test]

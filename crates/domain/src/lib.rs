@@ -29,5 +29,6 @@ pub mod policy;
 pub mod portal;
 pub mod routing;
 pub mod session;
+pub mod throttle;
 
 pub use error::ValidationError;

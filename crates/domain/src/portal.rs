@@ -1077,8 +1077,36 @@ pub fn validate_person_name(
     Ok(value.to_owned())
 }
 
+/// Passwords too common to allow even when long enough (lower case; compared case-insensitively).
+const COMMON_PASSWORDS: &[&str] = &[
+    "1234567890",
+    "12345678910",
+    "123456789a",
+    "0123456789",
+    "0987654321",
+    "1q2w3e4r5t",
+    "1qaz2wsx3edc",
+    "abcdefghij",
+    "administrator",
+    "changeme123",
+    "iloveyou123",
+    "letmein123",
+    "password12",
+    "password123",
+    "password1234",
+    "password!!",
+    "passw0rd123",
+    "qwerty1234",
+    "qwerty12345",
+    "qwertyuiop",
+    "welcome123",
+    "asdfghjkl1",
+    "zaq12wsxcde",
+];
+
 /// Password rules: at least [`MIN_PASSWORD_CHARS`] and at most [`MAX_PASSWORD_CHARS`]
-/// characters, not only spaces, and not the email address (or its part before `@`).
+/// characters, not only spaces, not one character repeated, not a well-known password, and not
+/// the email address (or its part before `@`).
 /// Errors name `password` and never repeat the password.
 pub fn validate_password(password: &str, email: Option<&str>) -> Result<(), ValidationError> {
     let n = password.chars().count();
@@ -1098,6 +1126,20 @@ pub fn validate_password(password: &str, email: Option<&str>) -> Result<(), Vali
         return Err(ValidationError::new(
             "password",
             "password must not be only spaces",
+        ));
+    }
+    let mut chars = password.chars();
+    let first = chars.next();
+    if chars.all(|c| Some(c) == first) {
+        return Err(ValidationError::new(
+            "password",
+            "password must not be one character repeated",
+        ));
+    }
+    if COMMON_PASSWORDS.contains(&password.to_lowercase().as_str()) {
+        return Err(ValidationError::new(
+            "password",
+            "password is too common: choose one that is not on lists of leaked passwords",
         ));
     }
     if let Some(email) = email {
@@ -1697,8 +1739,14 @@ mod tests {
                 .is_err()
         );
         // Ten characters counted as characters, not bytes.
-        validate_password("ééééééééééé", None).unwrap();
-        assert!(validate_password("éééééé", None).is_err());
+        validate_password("éèéèéèéèéèé", None).unwrap();
+        assert!(validate_password("éèéèéè", None).is_err());
+        // One character repeated, and well-known passwords, in any case.
+        let e = validate_password("ééééééééééé", None).unwrap_err();
+        assert!(e.message.contains("repeated"), "{}", e.message);
+        let e = validate_password("Password123", None).unwrap_err();
+        assert!(e.message.contains("too common"), "{}", e.message);
+        assert!(validate_password("QWERTYUIOP", None).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use gatehouse_gateway::tls::{CertFiles, MinTlsVersion};
 use serde::Deserialize;
 
 /// One source of settings. Field names are the `gatehouse.toml` keys; the environment variable is
@@ -30,6 +31,12 @@ pub struct RawConfig {
     pub upstream_response_timeout: Option<u64>,
     /// Seconds for a client to send its request headers.
     pub client_header_timeout: Option<u64>,
+    /// Largest request body in bytes for APIs without `global_size_limit` (0: no limit).
+    pub max_request_body: Option<u64>,
+    /// Largest request head in bytes (431 above).
+    pub max_header_bytes: Option<usize>,
+    /// Client connections served at once (503 and close above).
+    pub max_connections: Option<usize>,
     /// Milliseconds between checks of the configuration version (safety net for changes made by
     /// another process).
     pub config_poll_interval_ms: Option<u64>,
@@ -63,6 +70,27 @@ pub struct RawConfig {
     pub metrics_path: Option<String>,
     /// The access log: `off`, `stdout`, `stderr` or a file path.
     pub access_log: Option<String>,
+    /// Record per-minute analytics in the database (default true).
+    pub analytics: Option<bool>,
+    /// Seconds between writes of the analytics a gateway recorded (default 10).
+    pub analytics_flush_interval: Option<u64>,
+    /// Days analytics are kept (default 30).
+    pub analytics_retention_days: Option<u32>,
+    /// PEM certificate chain of the listeners; with `tls_key_file`, all three listeners serve
+    /// HTTPS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// Oldest TLS version accepted: `1.2` (default) or `1.3`.
+    pub tls_min_version: Option<String>,
+    /// Seconds between checks of the certificate files for a new certificate (0: never).
+    pub tls_reload_interval_secs: Option<u64>,
+    /// PEM bundle of CA certificates trusted for upstreams, in addition to the system roots.
+    pub upstream_ca_file: Option<PathBuf>,
+    /// PEM client certificate presented to upstreams that ask for one (mTLS).
+    pub upstream_client_cert_file: Option<PathBuf>,
+    /// PEM private key of `upstream_client_cert_file`.
+    pub upstream_client_key_file: Option<PathBuf>,
 }
 
 macro_rules! merge_fields {
@@ -84,6 +112,9 @@ impl RawConfig {
             upstream_connect_timeout,
             upstream_response_timeout,
             client_header_timeout,
+            max_request_body,
+            max_header_bytes,
+            max_connections,
             config_poll_interval_ms,
             jwks_cache_ttl,
             jwks_min_refetch_interval,
@@ -98,7 +129,17 @@ impl RawConfig {
             log_format,
             log_level,
             metrics_path,
-            access_log
+            access_log,
+            analytics,
+            analytics_flush_interval,
+            analytics_retention_days,
+            tls_cert_file,
+            tls_key_file,
+            tls_min_version,
+            tls_reload_interval_secs,
+            upstream_ca_file,
+            upstream_client_cert_file,
+            upstream_client_key_file
         )
     }
 
@@ -136,6 +177,9 @@ impl RawConfig {
             upstream_connect_timeout: parse(&get, "GATEHOUSE_UPSTREAM_CONNECT_TIMEOUT")?,
             upstream_response_timeout: parse(&get, "GATEHOUSE_UPSTREAM_RESPONSE_TIMEOUT")?,
             client_header_timeout: parse(&get, "GATEHOUSE_CLIENT_HEADER_TIMEOUT")?,
+            max_request_body: parse(&get, "GATEHOUSE_MAX_REQUEST_BODY")?,
+            max_header_bytes: parse(&get, "GATEHOUSE_MAX_HEADER_BYTES")?,
+            max_connections: parse(&get, "GATEHOUSE_MAX_CONNECTIONS")?,
             config_poll_interval_ms: parse(&get, "GATEHOUSE_CONFIG_POLL_INTERVAL_MS")?,
             jwks_cache_ttl: parse(&get, "GATEHOUSE_JWKS_CACHE_TTL")?,
             jwks_min_refetch_interval: parse(&get, "GATEHOUSE_JWKS_MIN_REFETCH_INTERVAL")?,
@@ -151,6 +195,16 @@ impl RawConfig {
             log_level: parse(&get, "GATEHOUSE_LOG_LEVEL")?,
             metrics_path: parse(&get, "GATEHOUSE_METRICS_PATH")?,
             access_log: parse(&get, "GATEHOUSE_ACCESS_LOG")?,
+            analytics: parse(&get, "GATEHOUSE_ANALYTICS")?,
+            analytics_flush_interval: parse(&get, "GATEHOUSE_ANALYTICS_FLUSH_INTERVAL")?,
+            analytics_retention_days: parse(&get, "GATEHOUSE_ANALYTICS_RETENTION_DAYS")?,
+            tls_cert_file: parse(&get, "GATEHOUSE_TLS_CERT_FILE")?,
+            tls_key_file: parse(&get, "GATEHOUSE_TLS_KEY_FILE")?,
+            tls_min_version: parse(&get, "GATEHOUSE_TLS_MIN_VERSION")?,
+            tls_reload_interval_secs: parse(&get, "GATEHOUSE_TLS_RELOAD_INTERVAL_SECS")?,
+            upstream_ca_file: parse(&get, "GATEHOUSE_UPSTREAM_CA_FILE")?,
+            upstream_client_cert_file: parse(&get, "GATEHOUSE_UPSTREAM_CLIENT_CERT_FILE")?,
+            upstream_client_key_file: parse(&get, "GATEHOUSE_UPSTREAM_CLIENT_KEY_FILE")?,
         })
     }
 }
@@ -195,6 +249,9 @@ pub struct Config {
     pub database_url: Option<String>,
     /// The admin key chosen by the operator (`GATEHOUSE_ADMIN_KEY`, environment only).
     pub admin_key: Option<String>,
+    /// The first dashboard admin (email, password), created at start when none exists: from
+    /// `GATEHOUSE_ADMIN_EMAIL` / `GATEHOUSE_ADMIN_PASSWORD` (environment only), or set by `demo`.
+    pub initial_admin: Option<(String, String)>,
     /// Where counters live.
     pub counters: gatehouse_gateway::limits::CounterBackend,
     /// Log format.
@@ -203,6 +260,48 @@ pub struct Config {
     pub log_level: String,
     /// Metrics path and access log.
     pub telemetry: gatehouse_telemetry::TelemetryConfig,
+    /// Per-minute analytics.
+    pub analytics: gatehouse_gateway::analytics::AnalyticsSettings,
+    /// HTTPS on all three listeners; `None`: plain HTTP.
+    pub tls: Option<TlsSettings>,
+    /// CA certificates trusted for upstreams in addition to the system roots.
+    pub upstream_ca_file: Option<PathBuf>,
+    /// The client certificate presented to upstreams (mTLS).
+    pub upstream_client_cert: Option<CertFiles>,
+}
+
+/// The listeners' TLS settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// Certificate and key files.
+    pub files: CertFiles,
+    /// Oldest TLS version accepted.
+    pub min_version: MinTlsVersion,
+    /// How often the files are checked for a new certificate; `None`: never.
+    pub reload_interval: Option<Duration>,
+}
+
+/// Both files of a pair or neither; `names` are the settings (for the error).
+fn pair(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    names: (&str, &str),
+) -> anyhow::Result<Option<CertFiles>> {
+    let empty = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty());
+    match (empty(cert), empty(key)) {
+        (Some(cert), Some(key)) => Ok(Some(CertFiles { cert, key })),
+        (None, None) => Ok(None),
+        (Some(_), None) => bail!(
+            "{} is set but {} is not: set both or neither",
+            names.0,
+            names.1
+        ),
+        (None, Some(_)) => bail!(
+            "{} is set but {} is not: set both or neither",
+            names.1,
+            names.0
+        ),
+    }
 }
 
 impl Config {
@@ -237,6 +336,17 @@ impl Config {
                 "upstream_response_timeout",
             )?,
             client_header_timeout: secs(raw.client_header_timeout, 30, "client_header_timeout")?,
+            max_request_body: raw.max_request_body.filter(|n| *n > 0),
+            max_header_bytes: match raw.max_header_bytes {
+                None => gatehouse_gateway::DEFAULT_MAX_HEADER_BYTES,
+                Some(n) if (1024..=1024 * 1024).contains(&n) => n,
+                Some(n) => bail!("max_header_bytes must be between 1024 and 1048576, not {n}"),
+            },
+            max_connections: match raw.max_connections {
+                None => gatehouse_gateway::DEFAULT_MAX_CONNECTIONS,
+                Some(0) => bail!("max_connections must be at least 1"),
+                Some(n) => n,
+            },
             ..Default::default()
         };
         let mut jwks = gatehouse_jwt::JwksCacheConfig::default();
@@ -289,15 +399,57 @@ impl Config {
             raw.access_log.as_deref(),
         )
         .map_err(anyhow::Error::msg)?;
+        let mut analytics = gatehouse_gateway::analytics::AnalyticsSettings::default();
+        analytics.enabled = raw.analytics.unwrap_or(analytics.enabled);
+        analytics.flush_interval = secs(
+            raw.analytics_flush_interval,
+            analytics.flush_interval.as_secs(),
+            "analytics_flush_interval",
+        )?;
+        match raw.analytics_retention_days {
+            Some(0) => {
+                bail!("analytics_retention_days must be at least 1 (or set analytics = false)")
+            }
+            Some(d) if d > 36_500 => {
+                bail!("analytics_retention_days must be at most 36500, not {d}")
+            }
+            Some(d) => analytics.retention_days = d,
+            None => {}
+        }
         if raw.worker_threads == Some(0) {
             bail!("worker_threads must be at least 1");
         }
+        let min_version: MinTlsVersion = raw
+            .tls_min_version
+            .as_deref()
+            .unwrap_or("1.2")
+            .parse()
+            .map_err(anyhow::Error::msg)?;
+        let tls = pair(
+            raw.tls_cert_file,
+            raw.tls_key_file,
+            ("tls_cert_file", "tls_key_file"),
+        )?
+        .map(|files| TlsSettings {
+            files,
+            min_version,
+            reload_interval: match raw.tls_reload_interval_secs.unwrap_or(10) {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
+        });
+        let upstream_client_cert = pair(
+            raw.upstream_client_cert_file,
+            raw.upstream_client_key_file,
+            ("upstream_client_cert_file", "upstream_client_key_file"),
+        )?;
         Ok(Config {
             jwks,
             jwt_token_cache_size: raw.jwt_token_cache_size.unwrap_or(DEFAULT_TOKEN_CACHE_SIZE),
             worker_threads: raw.worker_threads,
             database_url: raw.database_url,
             admin_key: None,
+            initial_admin: None,
             counters,
             oauth_redirect_uri_separator: raw
                 .oauth_redirect_uri_separator
@@ -316,6 +468,10 @@ impl Config {
             log_format,
             log_level: raw.log_level.unwrap_or_else(|| "info".to_owned()),
             telemetry,
+            analytics,
+            tls,
+            upstream_ca_file: raw.upstream_ca_file.filter(|p| !p.as_os_str().is_empty()),
+            upstream_client_cert,
         })
     }
 }
@@ -378,6 +534,115 @@ mod tests {
         };
         let e = Config::resolve(bad, None, RawConfig::default()).unwrap_err();
         assert!(e.to_string().contains("metrics_path"), "{e}");
+    }
+
+    #[test]
+    fn analytics_settings() {
+        let c = Config::resolve(RawConfig::default(), None, RawConfig::default()).unwrap();
+        assert!(c.analytics.enabled);
+        assert_eq!(c.analytics.flush_interval, Duration::from_secs(10));
+        assert_eq!(c.analytics.retention_days, 30);
+        let e = env(&[
+            ("GATEHOUSE_ANALYTICS", "false"),
+            ("GATEHOUSE_ANALYTICS_FLUSH_INTERVAL", "2"),
+            ("GATEHOUSE_ANALYTICS_RETENTION_DAYS", "7"),
+        ]);
+        let file: RawConfig =
+            toml::from_str("analytics = true\nanalytics_retention_days = 90").unwrap();
+        let flags = RawConfig {
+            analytics_flush_interval: Some(1),
+            ..Default::default()
+        };
+        let c = Config::resolve(flags, Some(file), e.clone()).unwrap();
+        assert!(c.analytics.enabled, "the file beats the environment");
+        assert_eq!(c.analytics.flush_interval, Duration::from_secs(1));
+        assert_eq!(c.analytics.retention_days, 90);
+        let c = Config::resolve(RawConfig::default(), None, e).unwrap();
+        assert!(!c.analytics.enabled);
+        assert_eq!(c.analytics.flush_interval, Duration::from_secs(2));
+        assert_eq!(c.analytics.retention_days, 7);
+        for (raw, name) in [
+            (
+                RawConfig {
+                    analytics_retention_days: Some(0),
+                    ..Default::default()
+                },
+                "analytics_retention_days",
+            ),
+            (
+                RawConfig {
+                    analytics_flush_interval: Some(0),
+                    ..Default::default()
+                },
+                "analytics_flush_interval",
+            ),
+        ] {
+            let e = Config::resolve(raw, None, RawConfig::default()).unwrap_err();
+            assert!(e.to_string().contains(name), "{e}");
+        }
+        let e = RawConfig::from_env(|k| (k == "GATEHOUSE_ANALYTICS").then(|| "yes".to_owned()))
+            .unwrap_err();
+        assert!(e.to_string().contains("GATEHOUSE_ANALYTICS='yes'"), "{e}");
+    }
+
+    #[test]
+    fn tls_settings() {
+        let c = Config::resolve(RawConfig::default(), None, RawConfig::default()).unwrap();
+        assert_eq!(c.tls, None);
+        assert_eq!(c.upstream_ca_file, None);
+        assert_eq!(c.upstream_client_cert, None);
+
+        let file: RawConfig = toml::from_str(
+            "tls_cert_file = \"/etc/gh/cert.pem\"\ntls_key_file = \"/etc/gh/key.pem\"\n\
+             tls_min_version = \"1.3\"\nupstream_ca_file = \"/etc/gh/ca.pem\"",
+        )
+        .unwrap();
+        let e = env(&[
+            ("GATEHOUSE_TLS_RELOAD_INTERVAL_SECS", "0"),
+            ("GATEHOUSE_TLS_MIN_VERSION", "1.2"),
+            ("GATEHOUSE_UPSTREAM_CLIENT_CERT_FILE", "/c.pem"),
+            ("GATEHOUSE_UPSTREAM_CLIENT_KEY_FILE", "/k.pem"),
+        ]);
+        let c = Config::resolve(RawConfig::default(), Some(file), e).unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.files.cert, PathBuf::from("/etc/gh/cert.pem"));
+        assert_eq!(tls.files.key, PathBuf::from("/etc/gh/key.pem"));
+        assert_eq!(
+            tls.min_version,
+            MinTlsVersion::Tls13,
+            "the file beats the environment"
+        );
+        assert_eq!(tls.reload_interval, None);
+        assert_eq!(c.upstream_ca_file, Some(PathBuf::from("/etc/gh/ca.pem")));
+        let client = c.upstream_client_cert.unwrap();
+        assert_eq!(client.cert, PathBuf::from("/c.pem"));
+        assert_eq!(client.key, PathBuf::from("/k.pem"));
+
+        let flags = RawConfig {
+            tls_cert_file: Some("/a.pem".into()),
+            tls_key_file: Some("/b.pem".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(flags, None, RawConfig::default()).unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.min_version, MinTlsVersion::Tls12);
+        assert_eq!(tls.reload_interval, Some(Duration::from_secs(10)));
+
+        let half = RawConfig {
+            tls_cert_file: Some("/a.pem".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(half, None, RawConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("tls_key_file"), "{e}");
+        let half = env(&[("GATEHOUSE_UPSTREAM_CLIENT_KEY_FILE", "/k.pem")]);
+        let e = Config::resolve(RawConfig::default(), None, half).unwrap_err();
+        assert!(e.to_string().contains("upstream_client_cert_file"), "{e}");
+        let bad = RawConfig {
+            tls_min_version: Some("1.1".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(bad, None, RawConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("tls_min_version"), "{e}");
     }
 
     #[test]

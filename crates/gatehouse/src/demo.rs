@@ -55,6 +55,15 @@ pub async fn demo(mut cfg: Config, ports: DemoPorts) -> anyhow::Result<()> {
     cfg.portal_listen = loopback(cfg.portal_listen.port());
     let admin_key = format!("demo-{}", random_hex(16));
     cfg.admin_key = Some(admin_key.clone());
+    // A dashboard admin to sign in with (unless the environment names one).
+    let env_admin = std::env::var("GATEHOUSE_ADMIN_EMAIL").is_ok_and(|e| !e.trim().is_empty());
+    let dash_admin = (!env_admin).then(|| {
+        (
+            "admin@demo.local".to_owned(),
+            format!("demo-admin-{}", random_hex(6)),
+        )
+    });
+    cfg.initial_admin = dash_admin.clone();
 
     let iat = format!("demo-iat-{}", random_hex(12));
     let idp = gatehouse_devidp::DevIdp::start(loopback(ports.idp), &iat)
@@ -89,16 +98,17 @@ pub async fn demo(mut cfg: Config, ports: DemoPorts) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(10))
         .build()?;
     let mut up = false;
-    for _ in 0..200 {
+    for _ in 0..600 {
         if server.is_finished() {
             break;
         }
-        if http
+        // Both listeners: the dashboard binds after the gateway (it creates the admin first).
+        let gateway_up = http
             .get(format!("{gateway_url}/hello"))
             .send()
             .await
-            .is_ok_and(|r| r.status().is_success())
-        {
+            .is_ok_and(|r| r.status().is_success());
+        if gateway_up && http.get(format!("{admin_url}/login")).send().await.is_ok() {
             up = true;
             break;
         }
@@ -184,9 +194,21 @@ pub async fn demo(mut cfg: Config, ports: DemoPorts) -> anyhow::Result<()> {
     println!("  Development IdP (NOT for production): {}", idp.issuer());
     println!("  Demo upstream:                        {upstream_url}");
     println!("  Admin API key:                        {admin_key}");
+    match &dash_admin {
+        Some((email, password)) => {
+            println!("  Dashboard admin:                      {email} / {password}")
+        }
+        None => println!("  Dashboard admin:                      from GATEHOUSE_ADMIN_EMAIL"),
+    }
     println!("  Demo developer:                       developer@demo.local / {dev_password}");
     println!();
-    println!("Next three steps (copy into a shell):");
+    println!("In a browser: open the portal ({portal_url}), sign in as the demo developer, choose");
+    println!(
+        "OAuth Clients -> Create first OAuth Client, pick the Demo API, name the client and create it;"
+    );
+    println!("the page then shows the client id, the secret and ready-to-copy curl commands.");
+    println!();
+    println!("Or the same in three steps from a shell:");
     println!();
     println!("1. Sign in to the portal as the demo developer:");
     println!(

@@ -47,6 +47,10 @@ enum Command {
     Import(ImportCommand),
     /// Print the admin API's OpenAPI document (JSON) on stdout.
     Openapi,
+    /// Manage the key that encrypts secrets at rest (client secrets, registration and initial
+    /// access tokens).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// A first look on this machine: starts a built-in development IdP (not for production), an
     /// echo upstream and `gatehouse serve` on 127.0.0.1 with a fresh data directory, seeds a
     /// JWT-protected API, a policy, the portal and a demo developer, and prints the next steps.
@@ -57,6 +61,23 @@ enum Command {
         /// Port of the echo upstream.
         #[arg(long, default_value_t = 9401)]
         upstream_port: u16,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SecretsCommand {
+    /// Make a new random key current in <data-dir>/secret.key (the old key moves to
+    /// secret.key.previous, so nothing becomes unreadable) and re-seal every stored secret with
+    /// it. Restart running processes afterwards. Not for GATEHOUSE_SECRET_KEY: see `reseal`.
+    RotateKey {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Re-seal every stored secret with the current key: after setting GATEHOUSE_SECRET_KEY to a
+    /// new key with the old one in GATEHOUSE_SECRET_KEY_PREVIOUS (comma-separated).
+    Reseal {
         #[command(flatten)]
         common: CommonArgs,
     },
@@ -113,6 +134,18 @@ struct CommonArgs {
     /// [env: GATEHOUSE_CLIENT_HEADER_TIMEOUT]
     #[arg(long, value_name = "SECS")]
     client_header_timeout: Option<u64>,
+    /// Largest request body in bytes for APIs that set no `global_size_limit`; 413 above it
+    /// (0: no limit). [default: 0] [env: GATEHOUSE_MAX_REQUEST_BODY]
+    #[arg(long, value_name = "BYTES")]
+    max_request_body: Option<u64>,
+    /// Largest request line plus headers in bytes; 431 above it. [default: 32768]
+    /// [env: GATEHOUSE_MAX_HEADER_BYTES]
+    #[arg(long, value_name = "BYTES")]
+    max_header_bytes: Option<usize>,
+    /// Client connections the gateway serves at once; more are answered 503 and closed.
+    /// [default: 10000] [env: GATEHOUSE_MAX_CONNECTIONS]
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
     /// Milliseconds between configuration version checks. [default: 500]
     /// [env: GATEHOUSE_CONFIG_POLL_INTERVAL_MS]
     #[arg(long, value_name = "MS")]
@@ -171,6 +204,44 @@ struct CommonArgs {
     /// [default: off] [env: GATEHOUSE_ACCESS_LOG]
     #[arg(long, value_name = "TARGET")]
     access_log: Option<String>,
+    /// Record per-minute analytics (requests, errors, latency per API, developer and client) in
+    /// the database: true or false. [default: true] [env: GATEHOUSE_ANALYTICS]
+    #[arg(long, value_name = "BOOL")]
+    analytics: Option<bool>,
+    /// Seconds between writes of the analytics each gateway recorded. [default: 10]
+    /// [env: GATEHOUSE_ANALYTICS_FLUSH_INTERVAL]
+    #[arg(long, value_name = "SECS")]
+    analytics_flush_interval: Option<u64>,
+    /// Days analytics are kept; older minutes are deleted. [default: 30]
+    /// [env: GATEHOUSE_ANALYTICS_RETENTION_DAYS]
+    #[arg(long, value_name = "DAYS")]
+    analytics_retention_days: Option<u32>,
+    /// PEM certificate (chain) for HTTPS on the gateway, dashboard and portal listeners; needs
+    /// --tls-key-file. [env: GATEHOUSE_TLS_CERT_FILE]
+    #[arg(long, value_name = "FILE")]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file. [env: GATEHOUSE_TLS_KEY_FILE]
+    #[arg(long, value_name = "FILE")]
+    tls_key_file: Option<PathBuf>,
+    /// Oldest TLS version accepted: 1.2 or 1.3. [default: 1.2] [env: GATEHOUSE_TLS_MIN_VERSION]
+    #[arg(long, value_name = "VERSION")]
+    tls_min_version: Option<String>,
+    /// Seconds between checks of the certificate files; a changed certificate is used for new
+    /// connections without a restart (0: never). [default: 10]
+    /// [env: GATEHOUSE_TLS_RELOAD_INTERVAL_SECS]
+    #[arg(long, value_name = "SECS")]
+    tls_reload_interval_secs: Option<u64>,
+    /// PEM CA certificates trusted for https upstreams, in addition to the system roots.
+    /// [env: GATEHOUSE_UPSTREAM_CA_FILE]
+    #[arg(long, value_name = "FILE")]
+    upstream_ca_file: Option<PathBuf>,
+    /// PEM client certificate presented to upstreams that ask for one (mTLS); needs
+    /// --upstream-client-key-file. [env: GATEHOUSE_UPSTREAM_CLIENT_CERT_FILE]
+    #[arg(long, value_name = "FILE")]
+    upstream_client_cert_file: Option<PathBuf>,
+    /// PEM private key of --upstream-client-cert-file. [env: GATEHOUSE_UPSTREAM_CLIENT_KEY_FILE]
+    #[arg(long, value_name = "FILE")]
+    upstream_client_key_file: Option<PathBuf>,
 }
 
 impl CommonArgs {
@@ -183,6 +254,9 @@ impl CommonArgs {
             upstream_connect_timeout: self.upstream_connect_timeout,
             upstream_response_timeout: self.upstream_response_timeout,
             client_header_timeout: self.client_header_timeout,
+            max_request_body: self.max_request_body,
+            max_header_bytes: self.max_header_bytes,
+            max_connections: self.max_connections,
             config_poll_interval_ms: self.config_poll_interval_ms,
             jwks_cache_ttl: self.jwks_cache_ttl,
             jwks_min_refetch_interval: self.jwks_min_refetch_interval,
@@ -198,6 +272,16 @@ impl CommonArgs {
             log_level: self.log_level.clone(),
             metrics_path: self.metrics_path.clone(),
             access_log: self.access_log.clone(),
+            analytics: self.analytics,
+            analytics_flush_interval: self.analytics_flush_interval,
+            analytics_retention_days: self.analytics_retention_days,
+            tls_cert_file: self.tls_cert_file.clone(),
+            tls_key_file: self.tls_key_file.clone(),
+            tls_min_version: self.tls_min_version.clone(),
+            tls_reload_interval_secs: self.tls_reload_interval_secs,
+            upstream_ca_file: self.upstream_ca_file.clone(),
+            upstream_client_cert_file: self.upstream_client_cert_file.clone(),
+            upstream_client_key_file: self.upstream_client_key_file.clone(),
         };
         let path = self
             .config
@@ -270,6 +354,16 @@ fn main() -> ExitCode {
                         },
                     ))
                     .map(|()| ExitCode::SUCCESS)
+            })
+        }
+        Command::Secrets(cmd) => {
+            let (common, rotate) = match cmd {
+                SecretsCommand::RotateKey { common } => (common, true),
+                SecretsCommand::Reseal { common } => (common, false),
+            };
+            common.resolve().and_then(|cfg| {
+                init_logging(&cfg);
+                runtime(cfg.worker_threads)?.block_on(serve::secrets(cfg, rotate))
             })
         }
         Command::Gateway(args) => run_roles(&args, serve::Roles::GATEWAY),

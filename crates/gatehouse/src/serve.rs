@@ -8,12 +8,14 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use rand::RngCore;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use gatehouse_admin_api::portal::Portal;
 use gatehouse_admin_api::portal_api::{self, PortalApi};
 use gatehouse_admin_api::{AdminHooks, AdminKey, AdminState, Control, TykBundle, no_hook};
 use gatehouse_gateway::limits::Limiters;
 use gatehouse_gateway::snapshot::{ApiAuth, AuthDeps};
+use gatehouse_gateway::tls::ReloadingCertResolver;
 use gatehouse_gateway::watch::ConfigWatcher;
 use gatehouse_gateway::{Gateway, SharedSnapshot, Snapshot};
 use gatehouse_jwt::{JwksCache, VerifiedTokenCache};
@@ -82,8 +84,10 @@ async fn admin_key(
     Ok((key, Some(secret)))
 }
 
-async fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| {
+/// Binds a listener with `SO_REUSEPORT`, so an upgraded binary can bind the same port while this
+/// process drains (see docs/deployment.md, "Upgrading without downtime").
+fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    gatehouse_gateway::tls::bind_reusable(addr).with_context(|| {
         format!(
             "cannot listen on {addr} for the {what}: choose another address with --{flag} \
              or GATEHOUSE_{}",
@@ -92,13 +96,55 @@ async fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Res
     })
 }
 
-fn url_of(addr: std::net::SocketAddr) -> String {
+fn url_of(addr: std::net::SocketAddr, tls: bool) -> String {
     let host = if addr.ip().is_unspecified() {
         "127.0.0.1".to_owned()
     } else {
         addr.ip().to_string()
     };
-    format!("http://{host}:{}", addr.port())
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{host}:{}", addr.port())
+}
+
+/// The listeners' TLS acceptor when `tls_cert_file` and `tls_key_file` are set, with the task
+/// that reloads a changed certificate.
+fn listener_tls(cfg: &Config) -> anyhow::Result<Option<TlsAcceptor>> {
+    let Some(t) = &cfg.tls else {
+        return Ok(None);
+    };
+    let resolver = ReloadingCertResolver::load(t.files.clone())
+        .context("cannot set up HTTPS (tls_cert_file, tls_key_file)")?;
+    let server = gatehouse_gateway::tls::server_config(Arc::clone(&resolver), t.min_version)
+        .context("cannot set up HTTPS")?;
+    if let Some(every) = t.reload_interval {
+        resolver.spawn_reloader(every);
+    }
+    Ok(Some(TlsAcceptor::from(server)))
+}
+
+/// An axum app as a per-connection hyper service that knows the client's address
+/// (`ConnectInfo`, for sign-in throttling and the audit log).
+fn app_service(
+    app: axum::Router,
+) -> impl Fn(
+    std::net::SocketAddr,
+) -> hyper_util::service::TowerToHyperService<
+    tower::util::BoxCloneService<
+        hyper::Request<hyper::body::Incoming>,
+        axum::response::Response,
+        std::convert::Infallible,
+    >,
+> + Send
++ 'static {
+    move |remote| {
+        let app = app.clone();
+        let svc = tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(remote));
+            tower::ServiceExt::oneshot(app.clone(), req)
+        });
+        hyper_util::service::TowerToHyperService::new(tower::util::BoxCloneService::new(svc))
+    }
 }
 
 /// Which roles this process runs.
@@ -137,6 +183,8 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
     };
     let mut tasks = Vec::new();
     let mut banner = Vec::new();
+    let tls = listener_tls(&cfg)?;
+    let https = tls.is_some();
 
     // The gateway's configuration view, kept current by the watcher.
     let deps = AuthDeps {
@@ -146,6 +194,7 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let mut limiters = None;
     let mut telemetry = None;
+    let mut analytics = None;
     let watcher = if roles.gateway {
         let watcher = ConfigWatcher::new(
             Arc::clone(&store),
@@ -176,23 +225,45 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             let f = Arc::clone(f);
             tb = tb.failover("sessions", move || f.stats());
         }
+        if cfg.analytics.enabled {
+            let rec = Arc::new(gatehouse_telemetry::AnalyticsRecorder::new(
+                cfg.analytics.max_keys,
+            ));
+            tb = tb.analytics(Arc::clone(&rec));
+            let flusher = gatehouse_gateway::analytics::spawn_flusher(
+                Arc::clone(&rec),
+                Arc::clone(&store),
+                cfg.analytics.flush_interval,
+                stopped(stop_rx.clone()),
+            );
+            analytics = Some((rec, flusher));
+        }
         let t = tb.build().context("cannot set up telemetry")?;
+        let mut gateway_cfg = cfg.gateway.clone();
+        if cfg.upstream_ca_file.is_some() || cfg.upstream_client_cert.is_some() {
+            let client = gatehouse_gateway::tls::upstream_client_config(
+                cfg.upstream_ca_file.as_deref(),
+                cfg.upstream_client_cert.as_ref(),
+            )
+            .context("cannot set up TLS to upstreams")?;
+            gateway_cfg.upstream_tls = Some(Arc::new(client));
+        }
         let gateway = Gateway::with_telemetry(
-            cfg.gateway.clone(),
+            gateway_cfg,
             Arc::clone(&snapshot),
             l.clone(),
             Arc::clone(&t),
         );
         telemetry = Some(t);
         limiters = Some(l);
-        let listener = bind(cfg.gateway_listen, "gateway", "gateway-listen").await?;
-        tasks.push(tokio::spawn(gatehouse_gateway::server::serve(
+        let listener = bind(cfg.gateway_listen, "gateway", "gateway-listen")?;
+        tasks.push(tokio::spawn(gatehouse_gateway::server::serve_with_tls(
             listener,
             gateway,
-            cfg.gateway.client_header_timeout,
+            tls.clone(),
             stopped(stop_rx.clone()),
         )));
-        banner.push(format!("Gateway:   {}", url_of(cfg.gateway_listen)));
+        banner.push(format!("Gateway:   {}", url_of(cfg.gateway_listen, https)));
         Some(watcher)
     } else {
         None
@@ -200,6 +271,8 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
 
     let mut shown_once = None;
     if roles.dashboard {
+        // Retention: the dashboard prunes (idempotent, so several dashboards may).
+        start_analytics_pruner(&store, &cfg);
         let (key, shown) = admin_key(store.as_ref(), cfg.admin_key.as_deref()).await?;
         shown_once = shown;
         // In one process an admin write returns once the gateway serves it; dashboard-only
@@ -215,13 +288,7 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             None => no_hook(),
         };
         let control = Control::new(Arc::clone(&store), on_change.clone());
-        let secrets = Arc::new(
-            SecretBox::load_or_create(
-                &cfg.data_dir,
-                std::env::var("GATEHOUSE_SECRET_KEY").ok().as_deref(),
-            )
-            .context("cannot load the key that encrypts secrets at rest")?,
-        );
+        let secrets = Arc::new(load_secrets(&cfg)?);
         let portal = Portal::new(
             Arc::clone(&store),
             secrets,
@@ -230,10 +297,22 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             Duration::from_secs(10),
         );
         let ui_settings = gatehouse_web_ui::UiSettings {
-            gateway_url: url_of(cfg.gateway_listen),
+            gateway_url: url_of(cfg.gateway_listen, https),
+            secure_cookies: https,
+            quotas_in_redis: matches!(
+                cfg.counters,
+                gatehouse_gateway::limits::CounterBackend::Redis { .. }
+            ),
             ..Default::default()
         }
         .with_admin_from_env();
+        let ui_settings = match &cfg.initial_admin {
+            Some(a) => gatehouse_web_ui::UiSettings {
+                initial_admin: Some(a.clone()),
+                ..ui_settings
+            },
+            None => ui_settings,
+        };
         let dashboard_ui = gatehouse_web_ui::DashboardUi::new(
             control.clone(),
             Arc::clone(&portal),
@@ -245,17 +324,19 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             gatehouse_web_ui::PortalUi::new(Arc::clone(&portal), Arc::clone(&store), ui_settings)
                 .await
                 .context("cannot set up the portal pages")?;
+        let hooks: Arc<dyn gatehouse_admin_api::AdminHooks> = Arc::new(ProcessHooks {
+            snapshot: Arc::clone(&snapshot),
+            deps: deps.clone(),
+        });
+        dashboard_ui.set_hooks(Arc::clone(&hooks));
         let admin = gatehouse_admin_api::router(AdminState {
             portal: Arc::clone(&portal),
             control,
             key: Arc::new(key),
-            hooks: Arc::new(ProcessHooks {
-                snapshot: Arc::clone(&snapshot),
-                deps: deps.clone(),
-            }),
+            hooks,
         });
-        let dash_listener = bind(cfg.dashboard_listen, "dashboard", "dashboard-listen").await?;
-        let portal_listener = bind(cfg.portal_listen, "developer portal", "portal-listen").await?;
+        let dash_listener = bind(cfg.dashboard_listen, "dashboard", "dashboard-listen")?;
+        let portal_listener = bind(cfg.portal_listen, "developer portal", "portal-listen")?;
         // The dashboard answers /metrics too (the gateway's, in one process), so metrics can be
         // scraped where the gateway listener is public and its metrics path is off.
         let dash_telemetry = match &telemetry {
@@ -274,34 +355,34 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
                 async move { t.metrics_response() }
             }),
         );
-        let dash =
-            axum::serve(dash_listener, dash_app).with_graceful_shutdown(stopped(stop_rx.clone()));
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = dash.await {
-                tracing::error!(error = %e, "the dashboard listener failed");
-            }
-        }));
-        let portal_srv = axum::serve(
+        // The header timeout bounds the TLS handshake and the request head on these listeners.
+        let head_timeout = cfg.gateway.client_header_timeout;
+        tasks.push(tokio::spawn(gatehouse_gateway::tls::serve_app(
+            dash_listener,
+            tls.clone(),
+            head_timeout,
+            app_service(dash_app),
+            stopped(stop_rx.clone()),
+        )));
+        let portal_app = gatehouse_web_ui::portal_app(
+            portal_ui,
+            portal_api::router(PortalApi {
+                portal,
+                secure_cookies: https,
+            }),
+        );
+        tasks.push(tokio::spawn(gatehouse_gateway::tls::serve_app(
             portal_listener,
-            gatehouse_web_ui::portal_app(
-                portal_ui,
-                portal_api::router(PortalApi {
-                    portal,
-                    secure_cookies: false,
-                }),
-            ),
-        )
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = portal_srv.await {
-                tracing::error!(error = %e, "the portal listener failed");
-            }
-        }));
+            tls.clone(),
+            head_timeout,
+            app_service(portal_app),
+            stopped(stop_rx.clone()),
+        )));
         banner.push(format!(
             "Dashboard: {}  (admin API under /api/)",
-            url_of(cfg.dashboard_listen)
+            url_of(cfg.dashboard_listen, https)
         ));
-        banner.push(format!("Portal:    {}", url_of(cfg.portal_listen)));
+        banner.push(format!("Portal:    {}", url_of(cfg.portal_listen, https)));
     }
 
     if let Some(secret) = shown_once {
@@ -318,6 +399,13 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
     for t in tasks {
         let _ = t.await;
     }
+    if let Some((rec, flusher)) = analytics {
+        let _ = flusher.await;
+        match gatehouse_gateway::analytics::flush(&rec, store.as_ref()).await {
+            Ok(rows) => tracing::info!(rows, "analytics written"),
+            Err(e) => tracing::error!(error = %e, "could not write the last analytics"),
+        }
+    }
     if let Some(t) = &telemetry
         && !t.flush_access_log(Duration::from_secs(5))
     {
@@ -329,6 +417,15 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         tracing::error!(error = %e, "could not save the quota counters");
     }
     Ok(())
+}
+
+/// Starts the hourly pruning of analytics older than the retention.
+fn start_analytics_pruner(store: &Arc<dyn Store>, cfg: &Config) {
+    gatehouse_gateway::analytics::spawn_pruner(
+        Arc::clone(store),
+        cfg.analytics.retention_days,
+        Duration::from_secs(3600),
+    );
 }
 
 /// What the admin API may ask of the rest of the process.
@@ -378,12 +475,107 @@ async fn shutdown_signal() {
 }
 
 /// `gatehouse import tyk DIR`.
+/// The key that encrypts secrets at rest (`GATEHOUSE_SECRET_KEY` or `<data-dir>/secret.key`), with
+/// the previous keys that still open values sealed before a rotation.
+fn load_secrets(cfg: &Config) -> anyhow::Result<SecretBox> {
+    let current = SecretBox::load_or_create(
+        &cfg.data_dir,
+        std::env::var("GATEHOUSE_SECRET_KEY").ok().as_deref(),
+    )
+    .context("cannot load the key that encrypts secrets at rest")?;
+    let previous = SecretBox::previous_keys(
+        &cfg.data_dir,
+        std::env::var(gatehouse_store::PREVIOUS_KEYS_ENV)
+            .ok()
+            .as_deref(),
+    )
+    .context("cannot load the previous keys of secrets at rest")?;
+    Ok(current.with_previous(&previous))
+}
+
+/// `gatehouse secrets rotate-key` (`rotate`) and `gatehouse secrets reseal`.
+pub async fn secrets(cfg: Config, rotate: bool) -> anyhow::Result<ExitCode> {
+    let env_key = std::env::var("GATEHOUSE_SECRET_KEY").is_ok_and(|k| !k.is_empty());
+    let (store, _) = open_store(&cfg).await?;
+    let ring = if rotate {
+        anyhow::ensure!(
+            !env_key,
+            "GATEHOUSE_SECRET_KEY is set, so the key is yours to rotate: set GATEHOUSE_SECRET_KEY \
+             to the new key and GATEHOUSE_SECRET_KEY_PREVIOUS to the old one on every node, \
+             restart them, then run `gatehouse secrets reseal`"
+        );
+        // Make sure a key file exists (a fresh data directory gets one) before rotating it.
+        load_secrets(&cfg)?;
+        let ring = gatehouse_store::rotate_key_file(&cfg.data_dir)
+            .context("cannot rotate the key file")?;
+        println!(
+            "New key {} is current; the old key is kept in {}.",
+            ring.key_id(),
+            cfg.data_dir.join("secret.key.previous").display()
+        );
+        ring
+    } else {
+        load_secrets(&cfg)?
+    };
+    let portal = Portal::new(
+        Arc::clone(&store),
+        Arc::new(ring),
+        no_hook(),
+        cfg.oauth_redirect_uri_separator.clone(),
+        Duration::from_secs(10),
+    );
+    let (moved, current) = portal
+        .reseal_secrets()
+        .await
+        .context("re-sealing the stored secrets failed; run `gatehouse secrets reseal` again")?;
+    println!("{moved} secret(s) re-sealed with the current key, {current} already current.");
+    let _ = store
+        .append_audit(&gatehouse_store::AuditEntry {
+            id: 0,
+            at: gatehouse_store::unix_now(),
+            actor: "cli".into(),
+            action: if rotate {
+                "secrets.rotate_key"
+            } else {
+                "secrets.reseal"
+            }
+            .into(),
+            target: String::new(),
+            detail: format!("{moved} re-sealed, {current} already current"),
+            source: "cli".into(),
+        })
+        .await;
+    if rotate {
+        println!(
+            "Restart the running gatehouse processes on this data directory so they use the new \
+             key. Delete secret.key.previous once every process runs with the new key and \
+             `gatehouse secrets reseal` reports 0 re-sealed."
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn import_tyk(cfg: Config, dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let (bundle, mut items) = TykBundle::read_dir(dir).map_err(anyhow::Error::msg)?;
     let (store, _) = open_store(&cfg).await?;
-    let control = Control::new(store, no_hook());
+    let control = Control::new(Arc::clone(&store), no_hook());
     items.extend(control.import_tyk(bundle).await);
     let failed = items.iter().filter(|i| i.status == "failed").count();
+    let _ = store
+        .append_audit(&gatehouse_store::AuditEntry {
+            id: 0,
+            at: gatehouse_store::unix_now(),
+            actor: "cli".into(),
+            action: "import.tyk".into(),
+            target: String::new(),
+            detail: format!(
+                "{} imported, {failed} failed from {}",
+                items.len() - failed,
+                dir.display()
+            ),
+            source: "cli".into(),
+        })
+        .await;
     if json {
         println!(
             "{}",

@@ -2,7 +2,10 @@
 //! authorises them, and proxies them to the API's upstream with bodies streamed both ways.
 //!
 //! # Layout
-//! - [`server`]: the HTTP/1.1 + HTTP/2 (h2c) listener ([`server::serve`]) with graceful shutdown.
+//! - [`server`]: the HTTP/1.1 + HTTP/2 listener ([`server::serve`]; h2c, or HTTPS with HTTP/2 by
+//!   ALPN) with graceful shutdown.
+//! - [`tls`]: certificates from PEM files reloaded without a restart, the listeners' TLS policy,
+//!   the upstream client's roots and client certificate, `SO_REUSEPORT` listeners.
 //! - [`snapshot`]: [`snapshot::Snapshot`], the immutable routing table and per-API runtime built
 //!   from the store; [`Gateway`] holds the current one in an `ArcSwap` and swaps it atomically on
 //!   every configuration change, so in-flight requests finish on the snapshot they started with.
@@ -10,16 +13,20 @@
 //!   upstream request → response).
 //! - [`upstream`]: the pooled keep-alive upstream client (HTTP/1.1, http and https with system
 //!   roots) and header rewriting (hop-by-hop removal, `X-Forwarded-*`).
+//! - [`limited`]: request body size limits (413).
 //! - [`errors`]: JSON error answers (`{"error": "..."}`) with their statuses.
 //! - [`watch`]: [`watch::ConfigWatcher`], which reloads the snapshot when the store's configuration
 //!   version changes (notified in-process, and polled as a safety net).
 
+pub mod analytics;
 pub mod auth;
 pub mod errors;
+pub mod limited;
 pub mod limits;
 pub mod pipeline;
 pub mod server;
 pub mod snapshot;
+pub mod tls;
 pub mod upstream;
 pub mod watch;
 
@@ -30,6 +37,11 @@ use arc_swap::ArcSwap;
 
 pub use pipeline::Gateway;
 pub use snapshot::Snapshot;
+
+/// Default [`GatewayConfig::max_header_bytes`]: 32 KiB, like nginx's default header buffers.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Default [`GatewayConfig::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// Gateway settings.
 #[derive(Debug, Clone)]
@@ -44,6 +56,15 @@ pub struct GatewayConfig {
     pub upstream_idle_timeout: Duration,
     /// Maximum idle connections kept per upstream host.
     pub upstream_max_idle_per_host: usize,
+    /// Largest request body in bytes when the API sets no `global_size_limit`; `None`: no limit.
+    pub max_request_body: Option<u64>,
+    /// Largest request head (request line and headers) in bytes; 431 above it.
+    pub max_header_bytes: usize,
+    /// Client connections served at once; more are answered 503 and closed (load shedding).
+    pub max_connections: usize,
+    /// TLS to upstreams (extra CA, client certificate); `None`: system roots, no client
+    /// certificate. Built by [`tls::upstream_client_config`].
+    pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for GatewayConfig {
@@ -54,6 +75,10 @@ impl Default for GatewayConfig {
             client_header_timeout: Duration::from_secs(30),
             upstream_idle_timeout: Duration::from_secs(90),
             upstream_max_idle_per_host: 256,
+            max_request_body: None,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            upstream_tls: None,
         }
     }
 }

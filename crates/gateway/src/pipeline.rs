@@ -20,6 +20,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use http::header::{self, HeaderValue};
@@ -37,6 +38,7 @@ use gatehouse_telemetry::{
 
 use crate::auth::{self, SessionStore};
 use crate::errors::{ErrorSource, GatewayBody, GatewayError};
+use crate::limited::LimitedBody;
 use crate::limits::Limiters;
 use crate::snapshot::{ApiAuth, ApiRuntime};
 use crate::upstream::{self, UpstreamClient};
@@ -66,6 +68,7 @@ pub struct Gateway {
     sessions: SessionStore,
     limiters: Limiters,
     telemetry: Arc<Telemetry>,
+    connections: crate::server::ConnectionStats,
 }
 
 impl Gateway {
@@ -90,7 +93,18 @@ impl Gateway {
             sessions: SessionStore::new(1_000_000),
             limiters,
             telemetry,
+            connections: crate::server::ConnectionStats::default(),
         })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.cfg
+    }
+
+    /// Client connections: open now, and refused by the connection limit.
+    pub fn connections(&self) -> &crate::server::ConnectionStats {
+        &self.connections
     }
 
     /// The telemetry (metrics, access log).
@@ -226,7 +240,7 @@ impl Gateway {
                     p => p,
                 };
                 let version = auth::request_version(def, req.headers(), req.uri(), rel_path);
-                let ctx = auth::authenticate_jwt(
+                let mut ctx = auth::authenticate_jwt(
                     validator,
                     def,
                     &token,
@@ -238,11 +252,19 @@ impl Gateway {
                 )
                 .await
                 .inspect_err(|e| ex.set_outcome(auth_outcome(e)))?;
+                // The caller is known before the limits, so a 429 is attributed to its client.
+                // The ids are moved (the limits need only the identity, copied for the access
+                // log alone).
+                if ex.wants_caller() {
+                    let identity = if ex.wants_identity() {
+                        ctx.identity.clone()
+                    } else {
+                        String::new()
+                    };
+                    ex.set_caller(identity, ctx.client_id.take(), ctx.developer_id.take());
+                }
                 limit_headers = self.session_limits(def, &ctx, ex).await?;
                 ex.set_outcome(AuthOutcome::Ok);
-                if ex.wants_caller() {
-                    ex.set_caller(ctx.identity, ctx.client_id, ctx.developer_id);
-                }
                 if def.strip_auth_data {
                     let (parts, body) = req.into_parts();
                     let mut parts = parts;
@@ -378,6 +400,20 @@ impl Gateway {
         };
         headers.insert(header::HOST, host);
 
+        // Body size: refuse at once when the length is known, else stop the stream at the limit.
+        let limit = api.def.request_size_limit().or(self.cfg.max_request_body);
+        if let Some(limit) = limit
+            && let Some(len) = parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+            && len > limit
+        {
+            return Err(body_too_large(limit));
+        }
+        let tripped = Arc::new(AtomicBool::new(false));
+        let body = LimitedBody::new(body, limit, Arc::clone(&tripped));
         let mut up = Request::from_parts(parts, ex.count_request_body(body));
         *up.uri_mut() = uri;
         *up.version_mut() = Version::HTTP_11;
@@ -388,6 +424,9 @@ impl Gateway {
         ex.set_upstream_latency(sent.elapsed());
         let resp = match answer {
             Err(_) => return Err(GatewayError::gateway_timeout()),
+            Ok(Err(_)) if tripped.load(Ordering::Relaxed) => {
+                return Err(body_too_large(limit.unwrap_or(0)));
+            }
             Ok(Err(e)) => {
                 let detail = if e.is_connect() {
                     "connection refused or unreachable"
@@ -438,6 +477,11 @@ impl Gateway {
                     "apis": snap.routes.len(),
                 },
                 "counters": counters,
+                "connections": {
+                    "open": self.connections.open(),
+                    "max": self.cfg.max_connections,
+                    "refused": self.connections.refused(),
+                },
                 "uptime_seconds": self.started.elapsed().as_secs(),
             }
         });
@@ -489,6 +533,14 @@ fn limits_unavailable(e: &gatehouse_ratelimit::LimitError) -> GatewayError {
 }
 
 /// 429 with `Retry-After`.
+fn body_too_large(limit: u64) -> GatewayError {
+    GatewayError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body too large: this API accepts at most {limit} bytes"),
+        ErrorSource::Downstream,
+    )
+}
+
 fn too_many(message: &str, retry_after: Option<u64>) -> GatewayError {
     let mut e = GatewayError::new(
         StatusCode::TOO_MANY_REQUESTS,

@@ -10,12 +10,13 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::GatewayConfig;
 
-/// The upstream client: HTTP/1.1 with pooled keep-alive connections, plain or TLS (system roots
-/// plus Mozilla's bundled roots as a fallback), request bodies streamed from the client (counted
+/// The upstream client: HTTP/1.1 with pooled keep-alive connections, plain or TLS (system roots,
+/// Mozilla's bundled roots as a fallback, plus `upstream_ca_file`; a client certificate with
+/// `upstream_client_cert_file`), request bodies streamed from the client (counted
 /// as they go, for the metrics and the access log).
 pub type UpstreamClient = Client<
     hyper_rustls::HttpsConnector<HttpConnector>,
-    gatehouse_telemetry::CountingBody<Incoming>,
+    gatehouse_telemetry::CountingBody<crate::limited::LimitedBody<Incoming>>,
 >;
 
 /// Builds the upstream client.
@@ -25,15 +26,22 @@ pub fn build_client(cfg: &GatewayConfig) -> UpstreamClient {
     http.set_nodelay(true);
     http.set_connect_timeout(Some(cfg.upstream_connect_timeout));
     http.set_keepalive(Some(std::time::Duration::from_secs(60)));
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = match builder.with_provider_and_native_roots(provider.clone()) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(error = %e, "no system CA certificates found; using bundled roots");
-            hyper_rustls::HttpsConnectorBuilder::new()
-                .with_provider_and_webpki_roots(provider)
-                .expect("the aws-lc-rs provider supports the default protocol versions")
+    let builder = match &cfg.upstream_tls {
+        // The configured CA and client certificate (plus the system roots).
+        Some(tls) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config((**tls).clone()),
+        None => {
+            let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            match hyper_rustls::HttpsConnectorBuilder::new()
+                .with_provider_and_native_roots(provider.clone())
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no system CA certificates found; using bundled roots");
+                    hyper_rustls::HttpsConnectorBuilder::new()
+                        .with_provider_and_webpki_roots(provider)
+                        .expect("the aws-lc-rs provider supports the default protocol versions")
+                }
+            }
         }
     };
     let https = builder.https_or_http().enable_http1().wrap_connector(http);

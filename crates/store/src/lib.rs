@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub use postgres::PostgresStore;
-pub use secrets::SecretBox;
+pub use secrets::{PREVIOUS_KEYS_ENV, SecretBox, rotate_key_file};
 pub use sqlite::SqliteStore;
 
 /// A stored document with its id and timestamps (unix seconds).
@@ -76,6 +76,53 @@ pub struct QuotaRow {
     pub window_start: i64,
     /// Window length in seconds.
     pub window_secs: i64,
+}
+
+/// Latency buckets per analytics row (columns `h00`..`h15`).
+pub const ANALYTICS_BUCKETS: usize = 16;
+
+/// One row of per-minute analytics (`analytics_minutes`): the key columns, then counters that
+/// [`Store::add_analytics`] adds to what is stored.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AnalyticsRow {
+    /// Unix seconds / 60.
+    pub minute: i64,
+    /// API id (`""`: no API matched).
+    pub api_id: String,
+    /// Developer id (`""`: none).
+    pub developer_id: String,
+    /// OAuth client id (`""`: none).
+    pub client_id: String,
+    /// 1..=5 for 1xx..5xx.
+    pub status_class: i64,
+    /// Requests.
+    pub requests: i64,
+    /// Request body bytes.
+    pub bytes_in: i64,
+    /// Response body bytes.
+    pub bytes_out: i64,
+    /// Sum of latencies, microseconds.
+    pub latency_us_sum: i64,
+    /// Requests per latency bucket.
+    pub latency_hist: [i64; ANALYTICS_BUCKETS],
+}
+
+/// Which analytics rows to read: minutes in `[from_minute, to_minute)`, optionally of one API,
+/// developer or client.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnalyticsFilter {
+    /// First minute (unix seconds / 60), inclusive.
+    pub from_minute: i64,
+    /// Last minute, exclusive.
+    pub to_minute: i64,
+    /// Only this API.
+    pub api_id: Option<String>,
+    /// Only this developer.
+    pub developer_id: Option<String>,
+    /// Only this client.
+    pub client_id: Option<String>,
+    /// At most this many rows (the earliest); `None`: all.
+    pub limit: Option<u32>,
 }
 
 /// A developer account as stored.
@@ -195,6 +242,17 @@ pub trait Store: Send + Sync + 'static {
     /// Writes a batch of quota counters (insert or replace).
     async fn save_quota_counters(&self, rows: &[QuotaRow]) -> Result<(), StoreError>;
 
+    /// Adds each row's counters to the stored row with the same key (creating it when missing),
+    /// in one transaction; rows with one key in a batch add up.
+    async fn add_analytics(&self, rows: &[AnalyticsRow]) -> Result<(), StoreError>;
+    /// Analytics rows matching `filter`, ordered by key (minute first).
+    async fn query_analytics(
+        &self,
+        filter: &AnalyticsFilter,
+    ) -> Result<Vec<AnalyticsRow>, StoreError>;
+    /// Deletes analytics rows of minutes before `before_minute`; returns how many.
+    async fn prune_analytics(&self, before_minute: i64) -> Result<u64, StoreError>;
+
     /// A cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -267,6 +325,113 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Turns a client into a tombstone: credentials wiped, `deleted_at` set.
     async fn mark_client_deleted(&self, client_id: &str) -> Result<(), StoreError>;
+
+    /// Records a dashboard session (and drops expired ones).
+    async fn create_admin_session(
+        &self,
+        token_hash: &str,
+        email: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// A live dashboard session.
+    async fn admin_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<AdminSessionRow>, StoreError>;
+    /// Ends a dashboard session.
+    async fn delete_admin_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Ends every dashboard session of one admin (after their removal or a password change).
+    async fn delete_admin_sessions_of(&self, email: &str) -> Result<(), StoreError>;
+
+    /// Appends to the audit log.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
+    /// The newest audit entries first, at most `limit`, older than `before_id` when given.
+    async fn list_audit(
+        &self,
+        limit: u32,
+        before_id: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// A dashboard session, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSessionRow {
+    /// The admin's email.
+    pub email: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// One audit log entry: who changed what, when. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Assigned by the store (0 before).
+    pub id: i64,
+    /// Unix seconds.
+    pub at: i64,
+    /// Admin email, `admin-api-key`, `cli` or `system`.
+    pub actor: String,
+    /// What was done, e.g. `api.update`.
+    pub action: String,
+    /// The id acted on (empty when none).
+    pub target: String,
+    /// Short detail (no secrets).
+    pub detail: String,
+    /// The client address, or `cli`.
+    pub source: String,
+}
+
+/// Rows with one key merged (counters added), sorted by key: one upsert per key, in an order
+/// that two nodes share (no deadlocks).
+pub(crate) fn merge_analytics(rows: &[AnalyticsRow]) -> Vec<AnalyticsRow> {
+    let mut v: Vec<AnalyticsRow> = rows.to_vec();
+    v.sort_by(|a, b| {
+        (
+            a.minute,
+            &a.api_id,
+            &a.developer_id,
+            &a.client_id,
+            a.status_class,
+        )
+            .cmp(&(
+                b.minute,
+                &b.api_id,
+                &b.developer_id,
+                &b.client_id,
+                b.status_class,
+            ))
+    });
+    let mut out: Vec<AnalyticsRow> = Vec::with_capacity(v.len());
+    for r in v {
+        match out.last_mut() {
+            Some(l)
+                if (
+                    l.minute,
+                    &l.api_id,
+                    &l.developer_id,
+                    &l.client_id,
+                    l.status_class,
+                ) == (
+                    r.minute,
+                    &r.api_id,
+                    &r.developer_id,
+                    &r.client_id,
+                    r.status_class,
+                ) =>
+            {
+                l.requests = l.requests.saturating_add(r.requests);
+                l.bytes_in = l.bytes_in.saturating_add(r.bytes_in);
+                l.bytes_out = l.bytes_out.saturating_add(r.bytes_out);
+                l.latency_us_sum = l.latency_us_sum.saturating_add(r.latency_us_sum);
+                for (a, b) in l.latency_hist.iter_mut().zip(r.latency_hist) {
+                    *a = a.saturating_add(b);
+                }
+            }
+            _ => out.push(r),
+        }
+    }
+    out
 }
 
 /// The current time in unix seconds.

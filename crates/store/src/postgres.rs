@@ -27,7 +27,8 @@ use sqlx::{Connection, Postgres, Row, Transaction};
 use tokio::sync::mpsc;
 
 use crate::{
-    ClientRow, DeveloperRow, QuotaRow, Store, StoreError, StoredDoc, WriteMode, WriteOutcome,
+    ANALYTICS_BUCKETS, AdminSessionRow, AnalyticsFilter, AnalyticsRow, AuditEntry, ClientRow,
+    DeveloperRow, QuotaRow, Store, StoreError, StoredDoc, WriteMode, WriteOutcome, merge_analytics,
     unix_now,
 };
 
@@ -43,6 +44,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "portal",
         include_str!("../migrations/postgres/0002_portal.sql"),
+    ),
+    (
+        3,
+        "analytics",
+        include_str!("../migrations/postgres/0003_analytics.sql"),
+    ),
+    (
+        4,
+        "admin",
+        include_str!("../migrations/postgres/0004_admin.sql"),
     ),
 ];
 
@@ -80,6 +91,32 @@ impl fmt::Debug for PostgresStore {
             .finish_non_exhaustive()
     }
 }
+
+/// Adds one analytics row to the stored one (see [`Store::add_analytics`]).
+const ANALYTICS_UPSERT: &str = "INSERT INTO analytics_minutes (minute, api_id, developer_id, client_id, status_class, \
+     requests, bytes_in, bytes_out, latency_us_sum, h00, h01, h02, h03, h04, h05, h06, h07, \
+     h08, h09, h10, h11, h12, h13, h14, h15) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+     $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) ON CONFLICT \
+     (minute, api_id, developer_id, client_id, status_class) DO UPDATE SET requests = \
+     analytics_minutes.requests + excluded.requests, bytes_in = analytics_minutes.bytes_in + \
+     excluded.bytes_in, bytes_out = analytics_minutes.bytes_out + excluded.bytes_out, \
+     latency_us_sum = analytics_minutes.latency_us_sum + excluded.latency_us_sum, h00 = \
+     analytics_minutes.h00 + excluded.h00, h01 = analytics_minutes.h01 + excluded.h01, h02 = \
+     analytics_minutes.h02 + excluded.h02, h03 = analytics_minutes.h03 + excluded.h03, h04 = \
+     analytics_minutes.h04 + excluded.h04, h05 = analytics_minutes.h05 + excluded.h05, h06 = \
+     analytics_minutes.h06 + excluded.h06, h07 = analytics_minutes.h07 + excluded.h07, h08 = \
+     analytics_minutes.h08 + excluded.h08, h09 = analytics_minutes.h09 + excluded.h09, h10 = \
+     analytics_minutes.h10 + excluded.h10, h11 = analytics_minutes.h11 + excluded.h11, h12 = \
+     analytics_minutes.h12 + excluded.h12, h13 = analytics_minutes.h13 + excluded.h13, h14 = \
+     analytics_minutes.h14 + excluded.h14, h15 = analytics_minutes.h15 + excluded.h15";
+
+/// Analytics rows by minute range and optional API, developer and client.
+const ANALYTICS_SELECT: &str = "SELECT minute, api_id, developer_id, client_id, status_class, requests, bytes_in, \
+     bytes_out, latency_us_sum, h00, h01, h02, h03, h04, h05, h06, h07, h08, h09, h10, h11, \
+     h12, h13, h14, h15 FROM analytics_minutes WHERE minute >= $1 AND minute < $2 AND \
+     ($3::text IS NULL OR api_id = $3) AND ($4::text IS NULL OR developer_id = $4) AND \
+     ($5::text IS NULL OR client_id = $5) ORDER BY minute, api_id, developer_id, client_id, \
+     status_class LIMIT $6";
 
 fn db_err(e: sqlx::Error) -> StoreError {
     StoreError::Database(e.to_string())
@@ -788,6 +825,53 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn add_analytics(&self, rows: &[AnalyticsRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        for r in merge_analytics(rows) {
+            let mut q = sqlx::query(ANALYTICS_UPSERT)
+                .bind(r.minute)
+                .bind(&r.api_id)
+                .bind(&r.developer_id)
+                .bind(&r.client_id)
+                .bind(r.status_class)
+                .bind(r.requests)
+                .bind(r.bytes_in)
+                .bind(r.bytes_out)
+                .bind(r.latency_us_sum);
+            for h in r.latency_hist {
+                q = q.bind(h);
+            }
+            q.execute(&mut *tx).await.map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn query_analytics(&self, f: &AnalyticsFilter) -> Result<Vec<AnalyticsRow>, StoreError> {
+        let rows = sqlx::query(ANALYTICS_SELECT)
+            .bind(f.from_minute)
+            .bind(f.to_minute)
+            .bind(f.api_id.as_deref())
+            .bind(f.developer_id.as_deref())
+            .bind(f.client_id.as_deref())
+            .bind(f.limit.map_or(i64::MAX, i64::from))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(row_to_analytics).collect()
+    }
+
+    async fn prune_analytics(&self, before_minute: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query("DELETE FROM analytics_minutes WHERE minute < $1")
+            .bind(before_minute)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(r.rows_affected())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -1136,6 +1220,138 @@ impl Store for PostgresStore {
         tx.commit().await.map_err(db_err)?;
         Ok(())
     }
+
+    async fn create_admin_session(
+        &self,
+        token_hash: &str,
+        email: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let now = unix_now();
+        sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO admin_sessions (token_hash, email, created_at, expires_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(email)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn admin_session(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<AdminSessionRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT email, expires_at FROM admin_sessions
+             WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| {
+            Ok(AdminSessionRow {
+                email: r.try_get(0).map_err(db_err)?,
+                expires_at: r.try_get(1).map_err(db_err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn delete_admin_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_admin_sessions_of(&self, email: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM admin_sessions WHERE email = $1")
+            .bind(email)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, target, detail, source)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(entry.at)
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.target)
+        .bind(&entry.detail)
+        .bind(&entry.source)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_audit(
+        &self,
+        limit: u32,
+        before_id: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, target, detail, source FROM audit_log
+             WHERE id < $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(before_id.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    id: r.try_get(0).map_err(db_err)?,
+                    at: r.try_get(1).map_err(db_err)?,
+                    actor: r.try_get(2).map_err(db_err)?,
+                    action: r.try_get(3).map_err(db_err)?,
+                    target: r.try_get(4).map_err(db_err)?,
+                    detail: r.try_get(5).map_err(db_err)?,
+                    source: r.try_get(6).map_err(db_err)?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn row_to_analytics(row: &PgRow) -> Result<AnalyticsRow, StoreError> {
+    let mut latency_hist = [0i64; ANALYTICS_BUCKETS];
+    for (i, h) in latency_hist.iter_mut().enumerate() {
+        *h = row.try_get(9 + i).map_err(db_err)?;
+    }
+    Ok(AnalyticsRow {
+        minute: row.try_get(0).map_err(db_err)?,
+        api_id: row.try_get(1).map_err(db_err)?,
+        developer_id: row.try_get(2).map_err(db_err)?,
+        client_id: row.try_get(3).map_err(db_err)?,
+        status_class: row.try_get(4).map_err(db_err)?,
+        requests: row.try_get(5).map_err(db_err)?,
+        bytes_in: row.try_get(6).map_err(db_err)?,
+        bytes_out: row.try_get(7).map_err(db_err)?,
+        latency_us_sum: row.try_get(8).map_err(db_err)?,
+        latency_hist,
+    })
 }
 
 #[cfg(test)]

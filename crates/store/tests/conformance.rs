@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use gatehouse_store::{
-    ClientRow, DeveloperRow, PostgresStore, QuotaRow, SqliteStore, Store, StoreError, WriteMode,
-    WriteOutcome, unix_now,
+    AdminSessionRow, AnalyticsFilter, AnalyticsRow, AuditEntry, ClientRow, DeveloperRow,
+    PostgresStore, QuotaRow, SqliteStore, Store, StoreError, WriteMode, WriteOutcome, unix_now,
 };
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -192,9 +192,13 @@ conformance!(
     config_version_bumps_exactly_on_configuration_changes,
     settings,
     quota_counters_upsert,
+    analytics_add_query_prune,
+    analytics_from_two_nodes_add_up,
     developers_crud_and_conflicts,
     sessions_and_expiry,
     developer_delete_removes_sessions,
+    admin_sessions_flash_and_expiry,
+    audit_log_newest_first_with_paging,
     clients_list_filter_tombstones_credentials,
     data_survives_reconnect_and_migrations_are_idempotent,
     concurrent_creates_with_one_listen_path,
@@ -814,6 +818,187 @@ async fn quota_counters_upsert(b: &Backend) {
     assert_eq!(s.load_quota_counters().await.unwrap().len(), 2004);
 }
 
+fn arow(minute: i64, api: &str, client: &str, class: i64, requests: i64) -> AnalyticsRow {
+    let mut latency_hist = [0; gatehouse_store::ANALYTICS_BUCKETS];
+    latency_hist[1] = requests;
+    latency_hist[15] = 1;
+    AnalyticsRow {
+        minute,
+        api_id: api.into(),
+        developer_id: if client.is_empty() {
+            String::new()
+        } else {
+            format!("dev-{client}")
+        },
+        client_id: client.into(),
+        status_class: class,
+        requests,
+        bytes_in: requests * 3,
+        bytes_out: requests * 10,
+        latency_us_sum: requests * 700,
+        latency_hist,
+    }
+}
+
+fn window(from: i64, to: i64) -> AnalyticsFilter {
+    AnalyticsFilter {
+        from_minute: from,
+        to_minute: to,
+        ..AnalyticsFilter::default()
+    }
+}
+
+async fn analytics_add_query_prune(b: &Backend) {
+    let s = b.open().await;
+    assert!(
+        s.query_analytics(&window(0, i64::MAX))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.add_analytics(&[]).await.unwrap();
+    s.add_analytics(&[
+        arow(100, "b", "c1", 2, 5),
+        arow(100, "a", "c1", 2, 7),
+        arow(100, "a", "c1", 4, 3),
+        arow(101, "a", "", 5, 1),
+        arow(102, "a", "c2", 2, 2),
+        // The same key twice in one batch adds up.
+        arow(102, "a", "c2", 2, 4),
+    ])
+    .await
+    .unwrap();
+    // Adding again adds to the stored counters, histogram included.
+    s.add_analytics(&[arow(100, "a", "c1", 2, 10)])
+        .await
+        .unwrap();
+    let all = s.query_analytics(&window(0, i64::MAX)).await.unwrap();
+    let keys: Vec<(i64, &str, &str, i64, i64)> = all
+        .iter()
+        .map(|r| {
+            (
+                r.minute,
+                r.api_id.as_str(),
+                r.client_id.as_str(),
+                r.status_class,
+                r.requests,
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (100, "a", "c1", 2, 17),
+            (100, "a", "c1", 4, 3),
+            (100, "b", "c1", 2, 5),
+            (101, "a", "", 5, 1),
+            (102, "a", "c2", 2, 6),
+        ]
+    );
+    let first = &all[0];
+    assert_eq!(first.developer_id, "dev-c1");
+    assert_eq!((first.bytes_in, first.bytes_out), (51, 170));
+    assert_eq!(first.latency_us_sum, 17 * 700);
+    assert_eq!(first.latency_hist[1], 17);
+    assert_eq!(first.latency_hist[15], 2);
+    assert_eq!(all[4].latency_hist[15], 2);
+
+    // Filters: the minute range is [from, to); API, developer and client.
+    let f = |api: Option<&str>, dev: Option<&str>, client: Option<&str>| AnalyticsFilter {
+        api_id: api.map(Into::into),
+        developer_id: dev.map(Into::into),
+        client_id: client.map(Into::into),
+        ..window(100, 102)
+    };
+    let n = |v: Vec<AnalyticsRow>| v.iter().map(|r| r.requests).sum::<i64>();
+    assert_eq!(
+        n(s.query_analytics(&f(None, None, None)).await.unwrap()),
+        26
+    );
+    assert_eq!(
+        n(s.query_analytics(&f(Some("a"), None, None)).await.unwrap()),
+        21
+    );
+    assert_eq!(
+        n(s.query_analytics(&f(None, Some("dev-c1"), None))
+            .await
+            .unwrap()),
+        25
+    );
+    assert_eq!(
+        n(s.query_analytics(&f(Some("b"), None, Some("c1")))
+            .await
+            .unwrap()),
+        5
+    );
+    assert_eq!(
+        n(s.query_analytics(&f(None, None, Some("c2"))).await.unwrap()),
+        0
+    );
+    assert_eq!(
+        n(s.query_analytics(&f(Some("nope"), None, None))
+            .await
+            .unwrap()),
+        0
+    );
+    let limited = s
+        .query_analytics(&AnalyticsFilter {
+            limit: Some(2),
+            ..window(0, i64::MAX)
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 2);
+    assert_eq!(limited[0], all[0]);
+
+    // Pruning removes whole minutes before the cut.
+    assert_eq!(s.prune_analytics(101).await.unwrap(), 3);
+    assert_eq!(s.prune_analytics(101).await.unwrap(), 0);
+    let left = s.query_analytics(&window(0, i64::MAX)).await.unwrap();
+    assert_eq!(
+        left.iter().map(|r| r.minute).collect::<Vec<_>>(),
+        [101, 102]
+    );
+
+    // Survives a reopen.
+    drop(s);
+    let s = b.open().await;
+    assert_eq!(s.query_analytics(&window(0, i64::MAX)).await.unwrap(), left);
+}
+
+async fn analytics_from_two_nodes_add_up(b: &Backend) {
+    let [n1, n2] = two_nodes(b).await;
+    let mut set = JoinSet::new();
+    for (i, s) in [n1, n2].into_iter().enumerate() {
+        set.spawn(async move {
+            for round in 0..20 {
+                // Overlapping keys from both nodes, written at the same time.
+                s.add_analytics(&[
+                    arow(500, "a", "c1", 2, 1),
+                    arow(500, "b", "", 4, 2),
+                    arow(501 + (round % 3), "a", &format!("n{i}"), 2, 1),
+                ])
+                .await
+                .unwrap();
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+    let s = b.open().await;
+    let all = s.query_analytics(&window(0, i64::MAX)).await.unwrap();
+    let get = |m: i64, api: &str, client: &str| {
+        all.iter()
+            .filter(|r| r.minute == m && r.api_id == api && r.client_id == client)
+            .map(|r| r.requests)
+            .sum::<i64>()
+    };
+    assert_eq!(get(500, "a", "c1"), 40);
+    assert_eq!(get(500, "b", ""), 80);
+    assert_eq!(all.iter().map(|r| r.requests).sum::<i64>(), 40 + 80 + 40);
+}
+
 async fn developers_crud_and_conflicts(b: &Backend) {
     let s = b.open().await;
     assert!(s.list_developers().await.unwrap().is_empty());
@@ -1024,6 +1209,80 @@ async fn sessions_and_expiry(b: &Backend) {
         s.session_developer("other", now).await.unwrap().as_deref(),
         Some("d2")
     );
+}
+
+async fn admin_sessions_flash_and_expiry(b: &Backend) {
+    let s = b.open().await;
+    let now = unix_now();
+    s.create_admin_session("h1", "a@example.com", now + 3600)
+        .await
+        .unwrap();
+    s.create_admin_session("h2", "a@example.com", now + 3600)
+        .await
+        .unwrap();
+    s.create_admin_session("h3", "b@example.com", now + 3600)
+        .await
+        .unwrap();
+    let row = s.admin_session("h1", now).await.unwrap().unwrap();
+    assert_eq!(
+        row,
+        AdminSessionRow {
+            email: "a@example.com".into(),
+            expires_at: now + 3600,
+        }
+    );
+    // Expiry is exclusive, and creating a session purges expired ones.
+    assert!(s.admin_session("h1", now + 3600).await.unwrap().is_none());
+    s.create_admin_session("old", "b@example.com", now - 1)
+        .await
+        .unwrap();
+    assert!(s.admin_session("old", now).await.unwrap().is_none());
+    assert!(s.admin_session("old", now - 10).await.unwrap().is_some());
+    s.create_admin_session("h4", "b@example.com", now + 60)
+        .await
+        .unwrap();
+    assert!(s.admin_session("old", now - 10).await.unwrap().is_none());
+    // Token hashes are unique.
+    assert!(
+        s.create_admin_session("h1", "b@example.com", now + 60)
+            .await
+            .is_err()
+    );
+
+    s.delete_admin_session("h3").await.unwrap();
+    s.delete_admin_session("h3").await.unwrap();
+    assert!(s.admin_session("h3", now).await.unwrap().is_none());
+    s.delete_admin_sessions_of("a@example.com").await.unwrap();
+    assert!(s.admin_session("h1", now).await.unwrap().is_none());
+    assert!(s.admin_session("h2", now).await.unwrap().is_none());
+    assert!(s.admin_session("h4", now).await.unwrap().is_some());
+}
+
+async fn audit_log_newest_first_with_paging(b: &Backend) {
+    let s = b.open().await;
+    assert!(s.list_audit(10, None).await.unwrap().is_empty());
+    for i in 0..5 {
+        s.append_audit(&AuditEntry {
+            id: 0,
+            at: 1_700_000_000 + i,
+            actor: "a@example.com".into(),
+            action: format!("api.update{i}"),
+            target: format!("t{i}"),
+            detail: "d".into(),
+            source: "127.0.0.1".into(),
+        })
+        .await
+        .unwrap();
+    }
+    let page = s.list_audit(3, None).await.unwrap();
+    let actions: Vec<&str> = page.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["api.update4", "api.update3", "api.update2"]);
+    assert_eq!(page[0].at, 1_700_000_004);
+    assert_eq!(page[0].target, "t4");
+    assert_eq!(page[0].source, "127.0.0.1");
+    let rest = s.list_audit(10, Some(page[2].id)).await.unwrap();
+    let actions: Vec<&str> = rest.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["api.update1", "api.update0"]);
 }
 
 async fn developer_delete_removes_sessions(b: &Backend) {
@@ -1242,7 +1501,12 @@ async fn data_survives_reconnect_and_migrations_are_idempotent(b: &Backend) {
                 .unwrap();
         assert_eq!(
             applied,
-            [(1, "initial".to_owned()), (2, "portal".to_owned())]
+            [
+                (1, "initial".to_owned()),
+                (2, "portal".to_owned()),
+                (3, "analytics".to_owned()),
+                (4, "admin".to_owned())
+            ]
         );
     }
 }
@@ -1606,7 +1870,7 @@ mod postgres_only {
                 .fetch_all(&mut conn)
                 .await
                 .unwrap();
-        assert_eq!(applied, [1, 2]);
+        assert_eq!(applied, [1, 2, 3, 4]);
         let version: i64 = sqlx::query_scalar("SELECT version FROM config_version")
             .fetch_one(&mut conn)
             .await

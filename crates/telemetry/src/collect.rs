@@ -147,6 +147,21 @@ impl Collector for LogCollector {
     }
 }
 
+/// The analytics recorder's statistics.
+#[derive(Debug)]
+pub(crate) struct AnalyticsCollector(pub(crate) Arc<crate::analytics::AnalyticsRecorder>);
+
+impl Collector for AnalyticsCollector {
+    fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
+        let a = &self.0;
+        family(&mut enc, &names::ANALYTICS_DROPPED)?
+            .encode_counter::<NoLabelSet, u64, u64>(&a.dropped(), None)?;
+        family(&mut enc, &names::ANALYTICS_FLUSH_FAILURES)?
+            .encode_counter::<NoLabelSet, u64, u64>(&a.flush_failures(), None)?;
+        family(&mut enc, &names::ANALYTICS_PENDING_KEYS)?.encode_gauge(&(a.pending_keys() as i64))
+    }
+}
+
 /// A JWKS URL as a label: without user info, query or fragment (they may hold credentials).
 pub fn url_label(url: &str) -> String {
     let cut = url.find(['?', '#']).unwrap_or(url.len());

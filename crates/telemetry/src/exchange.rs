@@ -22,6 +22,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::Telemetry;
 use crate::access_log::{AccessRecord, ApiInfo};
+use crate::analytics::Observation;
 use crate::outcome::{AuthOutcome, ErrorSource, LimitKind, StatusClass};
 use crate::series::ApiSeries;
 
@@ -33,8 +34,6 @@ struct LogFields {
     uri: Uri,
     api: Option<Arc<dyn ApiInfo>>,
     identity: Option<String>,
-    client_id: Option<String>,
-    developer_id: Option<String>,
 }
 
 /// The telemetry of one request in progress. Made by [`Telemetry::begin`].
@@ -47,6 +46,8 @@ pub struct Exchange {
     rejection: Option<LimitKind>,
     upstream: Option<Duration>,
     bytes_in: Option<Arc<AtomicU64>>,
+    client_id: Option<String>,
+    developer_id: Option<String>,
     log: Option<LogFields>,
     done: bool,
 }
@@ -93,8 +94,6 @@ impl Telemetry {
                 uri: uri.clone(),
                 api: None,
                 identity: None,
-                client_id: None,
-                developer_id: None,
             }
         });
         Exchange {
@@ -106,6 +105,8 @@ impl Telemetry {
             rejection: None,
             upstream: None,
             bytes_in: None,
+            client_id: None,
+            developer_id: None,
             log,
             done: false,
         }
@@ -145,24 +146,32 @@ impl Exchange {
         self.error = Some(source);
     }
 
-    /// Whether [`Self::set_caller`] keeps anything (the access log is on); callers can skip
-    /// building values otherwise.
+    /// Whether [`Self::set_caller`] keeps anything (the access log or analytics is on); callers
+    /// can skip building values otherwise.
     pub fn wants_caller(&self) -> bool {
+        self.log.is_some() || self.telemetry.analytics.is_some()
+    }
+
+    /// Whether [`Self::set_caller`] keeps the identity (only the access log shows it).
+    pub fn wants_identity(&self) -> bool {
         self.log.is_some()
     }
 
-    /// Who called (for the access log; dropped when it is off).
+    /// Who called (for the access log and analytics; dropped when both are off).
     pub fn set_caller(
         &mut self,
         identity: String,
         client_id: Option<String>,
         developer_id: Option<String>,
     ) {
+        if !self.wants_caller() {
+            return;
+        }
         if let Some(l) = &mut self.log {
             l.identity = Some(identity);
-            l.client_id = client_id;
-            l.developer_id = developer_id;
         }
+        self.client_id = client_id;
+        self.developer_id = developer_id;
     }
 
     /// How long the upstream took to answer (or to fail).
@@ -214,6 +223,21 @@ impl Exchange {
             self.rejection,
             self.error,
         );
+        if let Some(a) = &t.analytics {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            a.record(&Observation {
+                unix_secs: now,
+                api_id: self.series.as_ref().map_or("", |s| s.api_id()),
+                developer_id: self.developer_id.as_deref().unwrap_or(""),
+                client_id: self.client_id.as_deref().unwrap_or(""),
+                status: status.as_u16(),
+                latency: total,
+                bytes_in,
+                bytes_out,
+            });
+        }
         if let (Some(l), Some(log)) = (self.log.take(), &t.log) {
             log.send(AccessRecord {
                 time: l.time,
@@ -225,8 +249,8 @@ impl Exchange {
                 latency: total,
                 upstream_latency: self.upstream,
                 identity: l.identity,
-                client_id: l.client_id,
-                developer_id: l.developer_id,
+                client_id: self.client_id.take(),
+                developer_id: self.developer_id.take(),
                 bytes_in,
                 bytes_out,
             });

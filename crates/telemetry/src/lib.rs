@@ -54,10 +54,13 @@
 //! | `gatehouse_limiter_unavailable_total` | counter | limiter | 503s while Redis was down (mode `closed`). |
 //! | `gatehouse_limiter_recoveries_total` | counter | limiter | Times Redis answered again after failing. |
 //! | `gatehouse_limiter_backend_up` | gauge | limiter | 1 while Redis is in use. |
+//! | `gatehouse_analytics_dropped_total` | counter | | Requests left out of analytics because too many distinct keys waited for a flush. |
+//! | `gatehouse_analytics_flush_failures_total` | counter | | Analytics flushes whose database write failed (the data is kept for the next one). |
+//! | `gatehouse_analytics_pending_keys` | gauge | | Distinct analytics keys waiting for the next flush. |
 //! | `gatehouse_build_info` | gauge | version | Always 1. |
 //! | `gatehouse_start_time_seconds` | gauge | | Unix time the process's telemetry started. |
 //!
-//! The JWKS and limiter metrics are read from their sources when scraped, and appear only when
+//! The JWKS, limiter and analytics metrics are read from their sources when scraped, and appear only when
 //! the process registered those sources. The names are defined once, in [`names`].
 //!
 //! # Exposure
@@ -66,10 +69,12 @@
 //! instead where the gateway faces the internet. The metrics hold API ids and JWKS URLs, never
 //! identities or tokens.
 //!
-//! # Access log and request ids
-//! See [`access_log`] (fields, queueing) and [`request_id`].
+//! # Access log, analytics and request ids
+//! See [`access_log`] (fields, queueing), [`analytics`] (per-minute aggregates) and
+//! [`request_id`].
 
 pub mod access_log;
+pub mod analytics;
 mod collect;
 pub mod exchange;
 pub mod names;
@@ -92,6 +97,7 @@ pub use outcome::{AuthOutcome, ErrorSource, LimitKind, StatusClass};
 pub use request_id::X_REQUEST_ID;
 
 use access_log::{AccessLog, LogCounters};
+pub use analytics::AnalyticsRecorder;
 use series::SeriesTable;
 
 /// The `Content-Type` of `/metrics` (the Prometheus text format, version 0.0.4).
@@ -165,6 +171,7 @@ pub struct Telemetry {
     registry: Registry,
     pub(crate) series: Arc<SeriesTable>,
     pub(crate) log: Option<AccessLog>,
+    pub(crate) analytics: Option<Arc<AnalyticsRecorder>>,
     metrics_path: Option<Box<str>>,
 }
 
@@ -173,6 +180,7 @@ impl std::fmt::Debug for Telemetry {
         f.debug_struct("Telemetry")
             .field("metrics_path", &self.metrics_path)
             .field("access_log", &self.log.is_some())
+            .field("analytics", &self.analytics.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -182,6 +190,7 @@ pub struct TelemetryBuilder {
     cfg: TelemetryConfig,
     jwks: Option<collect::JwksSource>,
     failover: Vec<(&'static str, collect::FailoverSource)>,
+    analytics: Option<Arc<AnalyticsRecorder>>,
     extra: Vec<Box<dyn Collector>>,
 }
 
@@ -204,6 +213,13 @@ impl TelemetryBuilder {
         stats: impl Fn() -> FailoverStats + Send + Sync + 'static,
     ) -> Self {
         self.failover.push((name, Box::new(stats)));
+        self
+    }
+
+    /// Records per-minute analytics of every completed request into `recorder` (drained by the
+    /// process's flusher) and exposes its statistics.
+    pub fn analytics(mut self, recorder: Arc<AnalyticsRecorder>) -> Self {
+        self.analytics = Some(recorder);
         self
     }
 
@@ -231,6 +247,9 @@ impl TelemetryBuilder {
         if !self.failover.is_empty() {
             registry.register_collector(Box::new(collect::FailoverCollector(self.failover)));
         }
+        if let Some(a) = &self.analytics {
+            registry.register_collector(Box::new(collect::AnalyticsCollector(Arc::clone(a))));
+        }
         let started_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64().floor());
@@ -242,6 +261,7 @@ impl TelemetryBuilder {
             registry,
             series,
             log,
+            analytics: self.analytics,
             metrics_path: self.cfg.metrics_path.map(String::into_boxed_str),
         }))
     }
@@ -254,6 +274,7 @@ impl Telemetry {
             cfg,
             jwks: None,
             failover: Vec::new(),
+            analytics: None,
             extra: Vec::new(),
         }
     }
@@ -273,6 +294,11 @@ impl Telemetry {
     /// Whether access log lines are written.
     pub fn access_log_enabled(&self) -> bool {
         self.log.is_some()
+    }
+
+    /// The analytics recorder, when analytics are on.
+    pub fn analytics_recorder(&self) -> Option<&Arc<AnalyticsRecorder>> {
+        self.analytics.as_ref()
     }
 
     /// The per-API request series (for tests and the admin API).

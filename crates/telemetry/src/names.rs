@@ -192,6 +192,23 @@ metric!(
     "1 while the shared limiter backend is in use, 0 from a failure until a retry succeeds."
 );
 
+// Analytics (read from the recorder at scrape time).
+metric!(
+    /// Requests left out of analytics.
+    ANALYTICS_DROPPED, "gatehouse_analytics_dropped", counter, [],
+    "Requests left out of analytics because too many distinct keys (API, developer, client, status class, minute) waited for a flush."
+);
+metric!(
+    /// Failed analytics flushes.
+    ANALYTICS_FLUSH_FAILURES, "gatehouse_analytics_flush_failures", counter, [],
+    "Analytics flushes whose database write failed; their data is kept for the next flush."
+);
+metric!(
+    /// Keys waiting for a flush.
+    ANALYTICS_PENDING_KEYS, "gatehouse_analytics_pending_keys", gauge, [],
+    "Distinct analytics keys waiting for the next flush."
+);
+
 // The process.
 metric!(
     /// Build information.
@@ -229,6 +246,9 @@ pub const ALL: &[MetricDef] = &[
     LIMITER_UNAVAILABLE,
     LIMITER_RECOVERIES,
     LIMITER_BACKEND_UP,
+    ANALYTICS_DROPPED,
+    ANALYTICS_FLUSH_FAILURES,
+    ANALYTICS_PENDING_KEYS,
     BUILD_INFO,
     START_TIME,
 ];

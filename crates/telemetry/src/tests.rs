@@ -321,6 +321,7 @@ fn every_defined_metric_is_documented_and_exposed() {
     let t = Telemetry::builder(TelemetryConfig::default())
         .jwks_stats(JwksStats::default)
         .failover("sessions", FailoverStats::default)
+        .analytics(Arc::new(crate::AnalyticsRecorder::default()))
         .build()
         .unwrap();
     let text = t.render();
@@ -427,4 +428,56 @@ fn a_request_dropped_before_its_answer_counts_as_499_once() {
     drop(ex.finish(Response::new(Full::new(Bytes::new()))));
     assert_eq!(s.requests(StatusClass::Success, AuthOutcome::Ok), 1);
     assert_eq!(s.duration.count(), 2);
+}
+
+#[tokio::test]
+async fn finished_exchanges_feed_analytics_with_the_caller() {
+    let rec = Arc::new(crate::AnalyticsRecorder::default());
+    let t = Telemetry::builder(TelemetryConfig::default())
+        .analytics(Arc::clone(&rec))
+        .build()
+        .unwrap();
+    let api = Arc::new(Api("a1"));
+    let id = HeaderValue::from_static("r");
+    for status in [200, 200, 403] {
+        let mut ex = t.begin(Instant::now(), &Method::GET, &"/a/x".parse().unwrap(), &id);
+        ex.set_api(&api);
+        assert!(
+            ex.wants_caller(),
+            "analytics wants the caller without an access log"
+        );
+        ex.set_caller("sub".into(), Some("c1".into()), Some("d1".into()));
+        let mut r = Response::new(Full::new(Bytes::from_static(b"abcd")));
+        *r.status_mut() = StatusCode::from_u16(status).unwrap();
+        drain(ex.finish(r).into_body()).await;
+    }
+    // Dropped before its answer: 499, no caller.
+    let mut ex = t.begin(Instant::now(), &Method::GET, &"/a/y".parse().unwrap(), &id);
+    ex.set_api(&api);
+    drop(ex);
+    let d = rec.drain();
+    let got: Vec<(&str, &str, &str, u8, u64, u64)> = d
+        .iter()
+        .map(|(k, c)| {
+            (
+                k.api_id.as_str(),
+                k.developer_id.as_str(),
+                k.client_id.as_str(),
+                k.status_class,
+                c.requests,
+                c.bytes_out,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("a1", "", "", 4, 1, 0),
+            ("a1", "d1", "c1", 2, 2, 8),
+            ("a1", "d1", "c1", 4, 1, 4),
+        ]
+    );
+    let m = parse(&t.render());
+    assert_eq!(m["gatehouse_analytics_pending_keys{}"], 0.0);
+    assert_eq!(m["gatehouse_analytics_dropped_total{}"], 0.0);
 }

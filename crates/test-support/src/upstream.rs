@@ -36,15 +36,24 @@ impl Drop for EchoUpstream {
 impl EchoUpstream {
     /// Starts an upstream named `name` on a free port of 127.0.0.1.
     pub async fn start(name: &str) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(name, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Starts an upstream on `addr` (e.g. the port of one that was stopped, to bring it back).
+    /// Dropping it closes its listener and every open connection, as a crashed server would.
+    pub async fn start_on(name: &str, addr: SocketAddr) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
         let task = tokio::spawn(async move {
+            // Connections live in this set, so aborting the task ends them too.
+            let mut conns = tokio::task::JoinSet::new();
             loop {
+                while conns.try_join_next().is_some() {}
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                tokio::spawn(async move {
+                conns.spawn(async move {
                     let svc = service_fn(move |req| handle(name, req));
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), svc)

@@ -12,7 +12,7 @@ use gatehouse_store::{Store, StoreError, unix_now};
 /// The settings key of the admin list.
 pub const ADMINS_SETTING: &str = "dashboard_admins";
 /// Shortest admin password.
-pub const MIN_PASSWORD: usize = 10;
+pub const MIN_PASSWORD: usize = gatehouse_domain::portal::MIN_PASSWORD_CHARS;
 
 /// One admin user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -76,19 +76,9 @@ pub fn validate(email: &str, password: &str) -> Result<String, ValidationError> 
             "enter an email address such as admin@example.com",
         ));
     }
-    let n = password.chars().count();
-    if n < MIN_PASSWORD {
-        return Err(ValidationError::new(
-            "password",
-            format!("the password must have at least {MIN_PASSWORD} characters"),
-        ));
-    }
-    if n > 256 {
-        return Err(ValidationError::new(
-            "password",
-            "the password must have at most 256 characters",
-        ));
-    }
+    // The same rules as developers' passwords (length, not repeated, not well known, not the
+    // email), so admins are held to at least what the portal asks of developers.
+    gatehouse_domain::portal::validate_password(password, Some(&email))?;
     Ok(email)
 }
 
@@ -148,4 +138,35 @@ pub async fn verify(
         Err(_) => false,
     };
     Ok(ok.then_some(user))
+}
+
+/// Removes an admin and ends their sessions. An admin cannot remove themself (`me`), and the
+/// last admin cannot be removed.
+pub async fn remove(store: &dyn Store, email: &str, me: &str) -> Result<(), AdminError> {
+    let email = email.trim().to_ascii_lowercase();
+    if email == me {
+        return Err(AdminError::Invalid(ValidationError::new(
+            "email",
+            "you cannot remove yourself; ask another admin",
+        )));
+    }
+    let mut all = list(store).await?;
+    let before = all.len();
+    all.retain(|a| a.email != email);
+    if all.len() == before {
+        return Err(AdminError::Invalid(ValidationError::new(
+            "email",
+            format!("there is no admin {email}"),
+        )));
+    }
+    if all.is_empty() {
+        return Err(AdminError::Invalid(ValidationError::new(
+            "email",
+            "the last admin cannot be removed",
+        )));
+    }
+    let text = serde_json::to_string(&all).unwrap_or_else(|_| "[]".to_owned());
+    store.put_setting(ADMINS_SETTING, &text).await?;
+    store.delete_admin_sessions_of(&email).await?;
+    Ok(())
 }

@@ -32,6 +32,10 @@ pub const GLOBAL_TABLE: &[(&str, &str)] = &[
     ("dcr_options.token_endpoint", "dcr_token_endpoint"),
     ("dcr_options.jwks_uri", "dcr_jwks_uri"),
     ("dcr_options.scopes", "dcr_scopes"),
+    (
+        "dcr_options.registration_metadata",
+        "dcr_registration_metadata",
+    ),
     ("issuer", "dcr_issuer"),
 ];
 
@@ -65,6 +69,10 @@ pub const ENTRY_TABLE: &[(&str, &str)] = &[
     ("config.dcr_options.token_endpoint", "dcr_token_endpoint"),
     ("config.dcr_options.jwks_uri", "dcr_jwks_uri"),
     ("config.dcr_options.scopes", "dcr_scopes"),
+    (
+        "config.dcr_options.registration_metadata",
+        "dcr_registration_metadata",
+    ),
     // errors of driver_for / the connection test name `dcr_options.*`
     ("dcr_options.provider", "dcr_provider"),
     ("dcr_options.grant_types", "dcr_grant_types"),
@@ -81,6 +89,10 @@ pub const ENTRY_TABLE: &[(&str, &str)] = &[
     ("dcr_options.access_token", "dcr_access_token"),
     ("dcr_options.token_endpoint", "dcr_token_endpoint"),
     ("dcr_options.scopes", "dcr_scopes"),
+    (
+        "dcr_options.registration_metadata",
+        "dcr_registration_metadata",
+    ),
     ("issuer", "dcr_issuer"),
 ];
 
@@ -119,9 +131,34 @@ pub fn view_from_options(o: &DcrOptions) -> Value {
         "token_endpoint": o.token_endpoint,
         "jwks_uri": o.jwks_uri,
         "scopes": o.scopes,
+        "registration_metadata": metadata_text(&o.registration_metadata),
         "issuer": "",
         "typed_token": "",
     })
+}
+
+/// The registration metadata as the textarea shows it (pretty JSON, empty when there is none).
+fn metadata_text(m: &serde_json::Map<String, Value>) -> String {
+    if m.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string_pretty(m).unwrap_or_default()
+    }
+}
+
+/// The registration metadata typed in the form: `{}` when blank, or why it is not a JSON object.
+pub fn metadata_from_form(f: &Form) -> Result<serde_json::Map<String, Value>, String> {
+    let text = f.raw("dcr_registration_metadata").trim();
+    if text.is_empty() {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(
+            "enter a JSON object, e.g. {\"pol\": \"{policy_id}\"}, or leave it blank".to_owned(),
+        ),
+        Err(e) => Err(format!("this is not valid JSON: {e}")),
+    }
 }
 
 /// The template's view of what the form sent (typed values kept, including a token typed in
@@ -138,14 +175,16 @@ pub fn view_from_form(f: &Form, stored_token_set: bool) -> Value {
         "token_endpoint": f.text("dcr_token_endpoint"),
         "jwks_uri": f.text("dcr_jwks_uri"),
         "scopes": f.text("dcr_scopes"),
+        "registration_metadata": f.raw("dcr_registration_metadata").trim(),
         "issuer": f.text("dcr_issuer"),
         "typed_token": f.raw("dcr_access_token").trim(),
     })
 }
 
 /// The `dcr_options` JSON to save: `base` (the stored settings, so fields without a form field
-/// such as `registration_metadata` are kept) with the form's values. An empty token field leaves
-/// `access_token` out, which keeps the stored token.
+/// are kept) with the form's values. An empty token field leaves `access_token` out, which keeps
+/// the stored token. Registration metadata that is not a JSON object keeps the stored one (the
+/// caller shows [`metadata_from_form`]'s error).
 pub fn options_json(f: &Form, base: &DcrOptions) -> Value {
     let mut v = serde_json::to_value(base).unwrap_or_else(|_| json!({}));
     if let Value::Object(m) = &mut v {
@@ -165,6 +204,11 @@ pub fn options_json(f: &Form, base: &DcrOptions) -> Value {
             "scopes",
         ] {
             m.insert(k.into(), json!(f.text(&format!("dcr_{k}"))));
+        }
+        if f.has("dcr_registration_metadata")
+            && let Ok(meta) = metadata_from_form(f)
+        {
+            m.insert("registration_metadata".into(), Value::Object(meta));
         }
         let typed = f.raw("dcr_access_token").trim();
         if !typed.is_empty() {
@@ -266,6 +310,28 @@ mod tests {
         assert_eq!(v["registration_endpoint"], json!("http://idp/reg2"));
         assert_eq!(v["registration_metadata"], json!({"pol": "{policy_id}"}));
         assert_eq!(v["provider"], json!("okta"));
+
+        // The metadata field, when sent, replaces the stored metadata (blank clears it).
+        let f = Form::parse(
+            b"dcr_provider=okta&dcr_registration_metadata=%7B%22team%22%3A%22{developer_id}%22%7D",
+        );
+        assert_eq!(
+            options_json(&f, &stored)["registration_metadata"],
+            json!({"team": "{developer_id}"})
+        );
+        let f = Form::parse(b"dcr_provider=okta&dcr_registration_metadata=");
+        assert_eq!(
+            options_json(&f, &stored)["registration_metadata"],
+            json!({})
+        );
+        let f = Form::parse(b"dcr_registration_metadata=%5B1%5D");
+        assert!(metadata_from_form(&f).unwrap_err().contains("JSON object"));
+        let f = Form::parse(b"dcr_registration_metadata=%7Bnope");
+        assert!(
+            metadata_from_form(&f)
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
 
         let f = Form::parse(b"dcr_access_token=+new+&dcr_provider=other");
         assert_eq!(options_json(&f, &stored)["access_token"], json!("new"));

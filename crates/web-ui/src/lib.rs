@@ -17,8 +17,11 @@
 //! [`dashboard_router`] / [`portal_router`] are the pages alone, without a fallback, for merging.
 //!
 //! # Security
-//! - Sessions: dashboard sessions live in this process's memory (`gh_dash` cookie holding a random
-//!   token; the map keeps its SHA-256), 12 hours, ended by sign-out; a restart signs admins out.
+//! - Sessions: dashboard sessions are stored (`admin_sessions`, SHA-256 of the `gh_dash` cookie's
+//!   random token), 12 hours, ended by sign-out or the admin's removal; they survive restarts and
+//!   are shared by every dashboard node.
+//! - Sign-in is throttled per account and per address ([`gatehouse_domain::throttle`]), and every
+//!   attempt and every change is written to the audit log ([`audit`]).
 //!   Portal pages share the portal JSON API's store-backed session (`gh_portal`), so signing in on
 //!   the pages also signs in the JSON API.
 //! - Cookies: `HttpOnly; SameSite=Lax; Path=/`, plus `Secure` with [`UiSettings::secure_cookies`].
@@ -27,7 +30,10 @@
 //! - Admin users are stored in the settings under `dashboard_admins` (argon2id hashes), see
 //!   [`admins`].
 
+pub mod activity;
 pub mod admins;
+pub mod audit;
+pub mod charts;
 pub mod dashboard;
 pub mod dcr_form;
 pub mod form;
@@ -61,6 +67,9 @@ pub struct UiSettings {
     /// The first admin user (email, password), created at start when no admin exists
     /// (`GATEHOUSE_ADMIN_EMAIL` / `GATEHOUSE_ADMIN_PASSWORD`). Without it, `/setup` asks once.
     pub initial_admin: Option<(String, String)>,
+    /// Quotas are counted in Redis (shared by the gateway nodes), not in the database's
+    /// `quota_counters`: the portal's usage page then cannot show what is left.
+    pub quotas_in_redis: bool,
 }
 
 impl Default for UiSettings {
@@ -70,6 +79,7 @@ impl Default for UiSettings {
             gateway_url: "http://127.0.0.1:8080".to_owned(),
             fetch_timeout: Duration::from_secs(10),
             initial_admin: None,
+            quotas_in_redis: false,
         }
     }
 }
@@ -173,8 +183,11 @@ fn with_api(pages: Router, api: Router, app: &'static str) -> Router {
 
 /// The dashboard listener's whole router: the pages, with `/api` and `/api/*` sent to `api`
 /// (the admin REST API router, which keeps its JSON 404 for unknown `/api/` paths).
+/// Every successful change through it is written to the audit log ([`audit::record`]).
 pub fn dashboard_app(ui: DashboardUi, api: Router) -> Router {
+    let store = std::sync::Arc::clone(ui.store());
     with_api(dashboard_router(ui), api, "dashboard")
+        .layer(axum::middleware::from_fn_with_state(store, audit::record))
 }
 
 /// The portal listener's whole router: the pages, with `/api` and `/api/*` sent to `api` (the

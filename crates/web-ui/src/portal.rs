@@ -2,6 +2,7 @@
 //! API documentation, and OAuth clients (the creation wizard, the client page with ready-to-copy
 //! `curl` commands, rotate secret, delete).
 
+use gatehouse_admin_api::ClientAddr;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -174,6 +175,7 @@ pub fn portal_router(ui: PortalUi) -> Router {
         .route("/catalogue/{id}", get(entry))
         .route("/catalogue/{id}/docs", get(docs))
         .route("/clients", get(clients))
+        .route("/usage", get(usage))
         .route("/clients/new", get(new_client_page).post(new_client))
         .route("/clients/{id}", get(client))
         .route("/clients/{id}/rotate", post(rotate))
@@ -209,7 +211,12 @@ async fn login_page(State(ui): State<PortalUi>, headers: HeaderMap) -> Response 
     )
 }
 
-async fn login(State(ui): State<PortalUi>, headers: HeaderMap, body: Bytes) -> Response {
+async fn login(
+    State(ui): State<PortalUi>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let f = Form::parse(&body);
     let (binding, new) = pre_binding(&headers);
     if new || !ui.0.csrf.verify("pre", &binding, f.csrf()) {
@@ -224,11 +231,22 @@ async fn login(State(ui): State<PortalUi>, headers: HeaderMap, body: Bytes) -> R
     if password.is_empty() {
         errors.add("password", "Enter your password.");
     }
+    let mut status = StatusCode::UNAUTHORIZED;
     if errors.is_empty() {
-        match ui.portal().login(&email, &password).await {
+        match ui.portal().login(&email, &password, &addr).await {
             Ok((token, _)) => return ui.signed_in(&token, "/catalogue"),
             Err(PortalError::Unauthorized(_)) => {
                 errors.add("password", "Wrong email or password.");
+            }
+            Err(PortalError::Throttled { retry_after, .. }) => {
+                status = StatusCode::TOO_MANY_REQUESTS;
+                errors.add(
+                    "password",
+                    format!(
+                        "Too many failed sign-ins. Try again in {}.",
+                        crate::dashboard::wait_words(retry_after)
+                    ),
+                );
             }
             Err(e) => errors.general(e.to_string()),
         }
@@ -237,7 +255,7 @@ async fn login(State(ui): State<PortalUi>, headers: HeaderMap, body: Bytes) -> R
         ui.anon_base("login", "Sign in").await,
         json!({"csrf": f.csrf(), "form": {"email": email}, "errors": errors}),
     );
-    render(StatusCode::UNAUTHORIZED, "p_login.html", &ctx)
+    render(status, "p_login.html", &ctx)
 }
 
 async fn signup_page(State(ui): State<PortalUi>, headers: HeaderMap) -> Response {
@@ -266,7 +284,12 @@ async fn signup_page(State(ui): State<PortalUi>, headers: HeaderMap) -> Response
     )
 }
 
-async fn signup(State(ui): State<PortalUi>, headers: HeaderMap, body: Bytes) -> Response {
+async fn signup(
+    State(ui): State<PortalUi>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let f = Form::parse(&body);
     let (binding, new) = pre_binding(&headers);
     if new || !ui.0.csrf.verify("pre", &binding, f.csrf()) {
@@ -275,7 +298,7 @@ async fn signup(State(ui): State<PortalUi>, headers: HeaderMap, body: Bytes) -> 
     let input = json!({"email": f.text("email"), "first_name": f.text("first_name"),
                        "last_name": f.text("last_name"), "password": f.raw("password")});
     let mut errors = FieldErrors::default();
-    match ui.portal().signup(input).await {
+    match ui.portal().signup(input, &addr).await {
         Ok((token, _)) => return ui.signed_in(&token, "/catalogue"),
         Err(PortalError::Conflict { message, .. }) => errors.add("email", message),
         Err(e) => crate::dashboard::place_portal_error(&mut errors, &e, TABLE),
@@ -450,6 +473,181 @@ async fn clients(State(ui): State<PortalUi>, headers: HeaderMap) -> Response {
             None,
         ),
     }
+}
+
+/// The quota of a client: its first policy with a quota, read under the gateway's counter key
+/// `quota-{org_id:identity}` with the client id as the identity (the `sub` of a
+/// client-credentials token).
+async fn client_quota(
+    ui: &PortalUi,
+    doc: &Value,
+    client_id: &str,
+    counters: &[gatehouse_store::QuotaRow],
+    now: i64,
+) -> (String, String) {
+    let ids: Vec<String> = doc["policy_ids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    for id in ids {
+        let Ok(Some(stored)) = ui.0.store.get_policy(&id).await else {
+            continue;
+        };
+        let Ok(p) = gatehouse_domain::policy::Policy::from_stored(&stored.doc) else {
+            continue;
+        };
+        if p.quota_max <= 0 {
+            continue;
+        }
+        if ui.0.settings.quotas_in_redis {
+            return (
+                format!("{} per {}", p.quota_max, period(p.quota_renewal_rate)),
+                "–".to_owned(),
+            );
+        }
+        let mut org = p.org_id.clone();
+        if let Some(api_id) = p.access_rights.keys().next()
+            && let Some((_, def)) = ui.api_url(api_id).await
+        {
+            org = def.org_id;
+        }
+        let key = format!("quota-{{{org}:{client_id}}}");
+        let row = counters.iter().find(|r| r.key == key);
+        let v = crate::activity::quota_view(p.quota_max, p.quota_renewal_rate, row, now);
+        let left = format!(
+            "{} of {} per {}",
+            v.remaining.unwrap_or(p.quota_max),
+            p.quota_max,
+            period(p.quota_renewal_rate)
+        );
+        let renews = match v.renews_at {
+            Some(t) => gatehouse_admin_api::analytics::iso(t)
+                .replace('T', " ")
+                .replace('Z', " UTC"),
+            None => "with the next request's window".to_owned(),
+        };
+        return (left, renews);
+    }
+    ("unlimited".to_owned(), "–".to_owned())
+}
+
+fn period(secs: i64) -> String {
+    match secs {
+        3600 => "hour".to_owned(),
+        86_400 => "day".to_owned(),
+        604_800 => "week".to_owned(),
+        2_592_000 => "30 days".to_owned(),
+        s if s > 0 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s > 0 && s % 3600 == 0 => format!("{} hours", s / 3600),
+        s => format!("{s} s"),
+    }
+}
+
+/// `GET /usage`: the signed-in developer's clients only (the query is always narrowed to the
+/// developer, whatever the parameters say).
+async fn usage(
+    State(ui): State<PortalUi>,
+    headers: HeaderMap,
+    axum::extract::Query(p): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    use gatehouse_admin_api::analytics::AnalyticsQuery;
+    let d = match ui.require(&headers).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let base = ui.base(&d, "usage", "Usage");
+    let now = gatehouse_store::unix_now();
+    let unavailable = |base: Value, e: &dyn std::fmt::Display| {
+        message_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            base,
+            "Something went wrong",
+            &format!("Your usage could not be read: {e}"),
+            None,
+        )
+    };
+    let clients = match ui.0.store.list_clients(Some(&d.row.id), false).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(base, &e),
+    };
+    let mut names = crate::activity::Names::default();
+    for c in &clients {
+        let name = c.doc["client_name"].as_str().unwrap_or_default().to_owned();
+        names.clients.insert(c.client_id.clone(), name);
+    }
+    let selected = p.get("client_id").cloned().filter(|c| !c.is_empty());
+    let options: Vec<Value> = clients
+        .iter()
+        .map(|c| {
+            json!({"id": c.client_id, "label": names.clients.get(&c.client_id),
+                   "selected": selected.as_deref() == Some(c.client_id.as_str())})
+        })
+        .collect();
+    let parsed = AnalyticsQuery::parse(
+        |k| match k {
+            // Never another developer's data: the developer is fixed.
+            "developer_id" => Some(d.row.id.clone()),
+            "api_id" => None,
+            _ => p.get(k).cloned(),
+        },
+        now,
+    );
+    let q = match parsed {
+        Ok(q) => q,
+        Err(e) => {
+            let fallback = AnalyticsQuery::parse(|_| None, now).expect("the defaults parse");
+            let ctx = merge(
+                base,
+                merge(
+                    crate::activity::bad_param_context(&e),
+                    json!({"picker": crate::activity::picker(&fallback, "/usage", &[]),
+                           "filter_options": options}),
+                ),
+            );
+            return render(StatusCode::BAD_REQUEST, "p_usage.html", &ctx);
+        }
+    };
+    let (rows, truncated) = match q.rows(ui.0.store.as_ref()).await {
+        Ok(r) => r,
+        Err(e) => return unavailable(base, &e),
+    };
+    debug_assert!(rows.iter().all(|r| r.developer_id == d.row.id));
+    let view = crate::activity::portal_view(&q, &rows, truncated, &names);
+    let counters = if ui.0.settings.quotas_in_redis {
+        Vec::new()
+    } else {
+        ui.0.store.load_quota_counters().await.unwrap_or_default()
+    };
+    let mut table = Vec::new();
+    for c in &clients {
+        let u = &view["usage"][&c.client_id];
+        let (quota, renews) = client_quota(&ui, &c.doc, &c.client_id, &counters, now).await;
+        table.push(json!({
+            "client_id": c.client_id,
+            "name": names.clients.get(&c.client_id).filter(|n| !n.is_empty()).unwrap_or(&c.client_id),
+            "requests": u["requests"].as_u64().unwrap_or(0),
+            "errors": u["errors"].as_u64().unwrap_or(0),
+            "error_rate": u["error_rate"].as_str().unwrap_or("–"),
+            "p95": u["p95"].as_str().unwrap_or("–"),
+            "quota": quota, "renews": renews,
+        }));
+    }
+    let source = if ui.0.settings.quotas_in_redis {
+        "Quotas are counted in Redis, shared by all gateway nodes; this page reads the database,          so it shows each client's quota but not what is left of it."
+    } else {
+        "Quota left is read from the gateway's quota counters in the database (saved every          second), for tokens whose subject is the client id. Times in UTC."
+    };
+    let ctx = merge(
+        base,
+        json!({"picker": crate::activity::picker(&q, "/usage", &[("client_id", q.client_id.as_deref())]),
+               "filter_options": options, "errors": {}, "view": view, "clients": table,
+               "quota_source": source}),
+    );
+    render(StatusCode::OK, "p_usage.html", &ctx)
 }
 
 async fn wizard(

@@ -54,6 +54,9 @@ const TEMPLATES: &[(&str, &str)] = &[
         "developer.html",
         include_str!("../templates/developer.html"),
     ),
+    ("admins.html", include_str!("../templates/admins.html")),
+    ("audit.html", include_str!("../templates/audit.html")),
+    ("import.html", include_str!("../templates/import.html")),
     ("p_home.html", include_str!("../templates/p_home.html")),
     ("p_login.html", include_str!("../templates/p_login.html")),
     ("p_signup.html", include_str!("../templates/p_signup.html")),
@@ -68,6 +71,12 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/p_client_new.html"),
     ),
     ("p_client.html", include_str!("../templates/p_client.html")),
+    (
+        "range_picker.html",
+        include_str!("../templates/range_picker.html"),
+    ),
+    ("activity.html", include_str!("../templates/activity.html")),
+    ("p_usage.html", include_str!("../templates/p_usage.html")),
 ];
 
 /// The stylesheet (one small hand-written file).

@@ -61,7 +61,7 @@ impl Redis {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 }
@@ -76,13 +76,13 @@ impl Drop for Redis {
 /// `GATEHOUSE_TEST_DATABASE_URL` or `postgres://postgres@127.0.0.1:5432/test`; otherwise the nodes
 /// share the SQLite file of one data directory. `GATEHOUSE_REQUIRE_POSTGRES=1` makes a missing
 /// server an error.
-struct TestDatabase {
+pub(crate) struct TestDatabase {
     admin_url: String,
     name: String,
 }
 
 impl TestDatabase {
-    fn create() -> Option<TestDatabase> {
+    pub(crate) fn create() -> Option<TestDatabase> {
         let admin_url = std::env::var("GATEHOUSE_TEST_DATABASE_URL")
             .ok()
             .filter(|u| !u.is_empty())
@@ -106,7 +106,7 @@ impl TestDatabase {
         Some(TestDatabase { admin_url, name })
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match self.admin_url.rsplit_once('/') {
             Some((base, _)) => format!("{base}/{}", self.name),
             None => self.admin_url.clone(),

@@ -32,6 +32,9 @@ pub struct Server {
     pub log_file: Option<PathBuf>,
     /// `serve`, `gateway` or `dashboard`.
     pub role: &'static str,
+    /// The CA (PEM) the test client trusts when the server serves HTTPS (`tls_cert_file`); the
+    /// URLs are then `https://`.
+    pub https_ca: Option<String>,
 }
 
 impl Drop for Server {
@@ -68,9 +71,87 @@ impl Server {
                 .unwrap(),
             log_file: None,
             role: "serve",
+            https_ca: None,
         };
         s.spawn(admin_key);
         s
+    }
+
+    /// Starts `gatehouse serve` on the given ports (e.g. a second process on the ports of a
+    /// running one, for a binary upgrade); `log_file` captures its debug log.
+    pub fn start_on_ports(
+        data_dir: &Path,
+        ports: (u16, u16, u16),
+        extra: &[&str],
+        log_file: Option<PathBuf>,
+    ) -> Server {
+        let mut s = Server {
+            child: None,
+            data_dir: data_dir.to_owned(),
+            gateway_port: ports.0,
+            dashboard_port: ports.1,
+            portal_port: ports.2,
+            admin_key: ADMIN_KEY.to_owned(),
+            stdout_lines: Vec::new(),
+            extra_args: extra.iter().map(|s| (*s).to_owned()).collect(),
+            http: reqwest::Client::new(),
+            log_file,
+            role: "serve",
+            https_ca: None,
+        };
+        s.spawn(Some(ADMIN_KEY));
+        s
+    }
+
+    /// Starts `gatehouse serve` with HTTPS from `cert_file`/`key_file`, its clients trusting only
+    /// `ca_pem`; the log (debug level) is captured.
+    pub fn start_https(
+        data_dir: &Path,
+        ca_pem: &str,
+        cert_file: &Path,
+        key_file: &Path,
+        extra: &[&str],
+    ) -> Server {
+        let mut args: Vec<String> = vec![
+            "--tls-cert-file".into(),
+            cert_file.display().to_string(),
+            "--tls-key-file".into(),
+            key_file.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut s = Server {
+            child: None,
+            data_dir: data_dir.to_owned(),
+            gateway_port: free_port(),
+            dashboard_port: free_port(),
+            portal_port: free_port(),
+            admin_key: ADMIN_KEY.to_owned(),
+            stdout_lines: Vec::new(),
+            extra_args: args,
+            http: reqwest::Client::new(),
+            log_file: Some(data_dir.join("server.log")),
+            role: "serve",
+            https_ca: Some(ca_pem.to_owned()),
+        };
+        s.spawn(Some(ADMIN_KEY));
+        s
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.https_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// A fresh client (trusting the test CA when the server serves HTTPS).
+    pub fn new_client(&self) -> reqwest::Client {
+        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(60));
+        if let Some(ca) = &self.https_ca {
+            b = b.tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()]);
+        }
+        b.build().unwrap()
     }
 
     /// Starts one role (`gateway` or `dashboard`) on a shared data directory.
@@ -87,6 +168,7 @@ impl Server {
             http: reqwest::Client::new(),
             log_file: None,
             role,
+            https_ca: None,
         };
         s.spawn(Some(ADMIN_KEY));
         s
@@ -107,6 +189,7 @@ impl Server {
             http: reqwest::Client::new(),
             log_file: Some(data_dir.join("server.log")),
             role: "serve",
+            https_ca: None,
         };
         s.spawn(Some(ADMIN_KEY));
         s
@@ -121,7 +204,7 @@ impl Server {
     }
 
     pub fn portal_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.portal_port)
+        format!("{}://127.0.0.1:{}{path}", self.scheme(), self.portal_port)
     }
 
     fn spawn(&mut self, admin_key: Option<&str>) {
@@ -165,10 +248,7 @@ impl Server {
         });
         self.stdout_lines.clear();
         // Connections pooled to a previous process on the same port are dead: start afresh.
-        self.http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap();
+        self.http = self.new_client();
         loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(30))
@@ -218,11 +298,15 @@ impl Server {
     }
 
     pub fn gateway(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.gateway_port)
+        format!("{}://127.0.0.1:{}{path}", self.scheme(), self.gateway_port)
     }
 
     pub fn admin_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.dashboard_port)
+        format!(
+            "{}://127.0.0.1:{}{path}",
+            self.scheme(),
+            self.dashboard_port
+        )
     }
 
     pub fn http(&self) -> &reqwest::Client {

@@ -1,6 +1,7 @@
 //! Integration tests of the `gatehouse` binary: each test starts the real binary on free loopback
 //! ports with its own data directory and talks to it over HTTP.
 
+mod analytics;
 mod cluster;
 mod dcr;
 mod demo;
@@ -8,4 +9,8 @@ mod foundation;
 mod harness;
 mod hostile;
 mod jwt;
+mod limits;
 mod observability;
+mod outages;
+mod secrets;
+mod tls;

@@ -13,8 +13,8 @@ use gatehouse_store::WriteMode;
 
 use super::{Admin, DashboardUi, confirm_page, failure, not_found};
 use crate::dcr_form::{
-    ENTRY_TABLE, GLOBAL_TABLE, choices, discover_into, options_for_test, options_json, run_test,
-    view_from_form, view_from_options,
+    ENTRY_TABLE, GLOBAL_TABLE, choices, discover_into, metadata_from_form, options_for_test,
+    options_json, run_test, view_from_form, view_from_options,
 };
 use crate::form::{FieldErrors, Form};
 use crate::openapi;
@@ -304,6 +304,9 @@ async fn save_entry(
             Err(v) => errors.place_validation(&v, ENTRY_TABLE),
         },
         _ => {
+            if let Err(m) = metadata_from_form(&f) {
+                errors.add("dcr_registration_metadata", m);
+            }
             let doc = f.raw("openapi").trim().to_owned();
             if !doc.is_empty()
                 && let Err(m) = openapi::parse_document(&doc)
@@ -510,6 +513,9 @@ pub(super) async fn save_settings(
             Err(v) => errors.place_validation(&v, GLOBAL_TABLE),
         },
         _ => {
+            if let Err(m) = metadata_from_form(&f) {
+                errors.add("dcr_registration_metadata", m);
+            }
             let v = settings_json(&f, &stored, &mut errors);
             if errors.is_empty() {
                 match ui.portal().put_config(v).await {

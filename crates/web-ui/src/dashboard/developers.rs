@@ -105,17 +105,88 @@ pub(super) async fn show(
         Err(r) => return r,
     };
     let base = ui.base(&a, "developers", "Developer");
-    let d = match ui.portal().developer(&id).await {
+    show_render(
+        &ui,
+        base,
+        &id,
+        StatusCode::OK,
+        None,
+        &FieldErrors::default(),
+    )
+    .await
+}
+
+/// The developer's page; `form` holds what was typed when an edit failed.
+async fn show_render(
+    ui: &DashboardUi,
+    base: Value,
+    id: &str,
+    status: StatusCode,
+    form: Option<Value>,
+    errors: &FieldErrors,
+) -> Response {
+    let d = match ui.portal().developer(id).await {
         Ok(d) => d,
         Err(PortalError::NotFound(m)) => return not_found(base, &m, "/developers"),
         Err(e) => return failure(base, &e.to_string()),
     };
-    let clients = ui.portal().clients_of(&id).await.unwrap_or_default();
+    let clients = ui.portal().clients_of(id).await.unwrap_or_default();
+    let view = developer_view(&d);
+    let form = form.unwrap_or_else(
+        || json!({"email": d.email, "first_name": d.first_name, "last_name": d.last_name}),
+    );
     render(
-        StatusCode::OK,
+        status,
         "developer.html",
-        &merge(base, json!({"dev": developer_view(&d), "clients": clients})),
+        &merge(
+            base,
+            json!({"dev": view, "clients": clients, "form": form, "errors": errors}),
+        ),
     )
+}
+
+/// Saves the edit form: email, names, and a new password when one is typed (which signs the
+/// developer out everywhere).
+pub(super) async fn update(
+    State(ui): State<DashboardUi>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let f = Form::parse(&body);
+    let a = match ui.admin_post(&headers, &f).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let mut input = json!({"email": f.text("email"), "first_name": f.text("first_name"),
+                           "last_name": f.text("last_name")});
+    let password = f.raw("password");
+    if !password.is_empty() {
+        input["password"] = json!(password);
+    }
+    let mut errors = FieldErrors::default();
+    match ui.portal().update_developer(&id, input).await {
+        Ok(d) => {
+            let extra = if password.is_empty() {
+                ""
+            } else {
+                " The new password is set and their sessions were ended."
+            };
+            ui.flash(
+                &a,
+                Flash::ok(format!("Developer {} saved.{extra}", d.email)),
+            );
+            return Redirect::to(&format!("/developers/{id}")).into_response();
+        }
+        Err(PortalError::NotFound(m)) => {
+            return not_found(ui.base(&a, "developers", "Not found"), &m, "/developers");
+        }
+        Err(e) => place_portal_error(&mut errors, &e, TABLE),
+    }
+    let form = json!({"email": f.text("email"), "first_name": f.text("first_name"),
+                      "last_name": f.text("last_name")});
+    let base = ui.base(&a, "developers", "Developer");
+    show_render(&ui, base, &id, StatusCode::BAD_REQUEST, Some(form), &errors).await
 }
 
 pub(super) async fn deactivate_page(
@@ -235,4 +306,68 @@ pub(super) async fn delete_client(
     };
     ui.flash(&a, flash);
     Redirect::to(&format!("/developers/{id}")).into_response()
+}
+
+pub(super) async fn delete_page(
+    State(ui): State<DashboardUi>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let a = match ui.admin(&headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let base = ui.base(&a, "developers", "Delete developer");
+    match ui.portal().developer(&id).await {
+        Ok(d) => confirm_page(
+            base,
+            &format!("Delete {}?", d.email),
+            "Their OAuth clients are deleted at the identity provider first, their tokens are \
+             refused, and the account is removed for good. To keep the account, deactivate it \
+             instead.",
+            &format!("/developers/{id}/delete"),
+            "Delete developer",
+            &format!("/developers/{id}"),
+        ),
+        Err(e) => not_found(base, &e.to_string(), "/developers"),
+    }
+}
+
+pub(super) async fn delete(
+    State(ui): State<DashboardUi>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let f = Form::parse(&body);
+    let a = match ui.admin_post(&headers, &f).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let email = ui
+        .portal()
+        .developer(&id)
+        .await
+        .map(|d| d.email)
+        .unwrap_or_else(|_| id.clone());
+    match ui.portal().delete_developer(&id).await {
+        Ok(()) => {
+            ui.flash(&a, Flash::ok(format!("Developer {email} deleted.")));
+            Redirect::to("/developers").into_response()
+        }
+        Err(PortalError::NotFound(m)) => {
+            not_found(ui.base(&a, "developers", "Not found"), &m, "/developers")
+        }
+        Err(e) => {
+            ui.flash(
+                &a,
+                Flash::with(
+                    "error",
+                    "The developer was not deleted.",
+                    vec![e.to_string()],
+                ),
+            );
+            Redirect::to(&format!("/developers/{id}")).into_response()
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! The admin dashboard's pages (dashboard listener): sign-in and first-admin setup, APIs,
-//! policies, the portal catalogue, portal settings and developers.
+//! policies, the portal catalogue, portal settings, developers and the Activity page.
 
+mod activity;
+mod admin_pages;
 mod apis;
 mod catalogue;
 mod developers;
@@ -20,9 +22,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use gatehouse_admin_api::Control;
 use gatehouse_admin_api::portal::Portal;
+use gatehouse_admin_api::{AdminHooks, Control, NoHooks};
+use gatehouse_domain::throttle::LoginThrottle;
 use gatehouse_store::{Store, unix_now};
+
+use crate::audit::{self, ClientAddr};
 
 use crate::form::{FieldErrors, Form};
 use crate::security::{CsrfKey, PRE_COOKIE, cookie, random_token, set_cookie, sha256_hex};
@@ -33,14 +38,8 @@ use crate::{Flash, UiSettings, admins, merge, message_page};
 pub const COOKIE: &str = "gh_dash";
 /// Dashboard sessions last 12 hours.
 pub const SESSION_SECONDS: i64 = 12 * 3600;
-const MAX_SESSIONS: usize = 10_000;
-
-#[derive(Debug, Clone)]
-struct DashSession {
-    email: String,
-    expires_at: i64,
-    flash: Option<Flash>,
-}
+/// Pending one-time messages kept at most (they are cosmetic: a full map is cleared).
+const MAX_FLASHES: usize = 10_000;
 
 struct Inner {
     control: Control,
@@ -48,7 +47,11 @@ struct Inner {
     store: Arc<dyn Store>,
     csrf: CsrfKey,
     settings: UiSettings,
-    sessions: parking_lot::Mutex<HashMap<String, DashSession>>,
+    /// One-time messages for an admin's next page, by session token hash. Kept in memory: a
+    /// message lost to a restart or another node is only a message.
+    flashes: parking_lot::Mutex<HashMap<String, Flash>>,
+    throttle: parking_lot::Mutex<LoginThrottle>,
+    hooks: std::sync::OnceLock<Arc<dyn AdminHooks>>,
     setup_lock: tokio::sync::Mutex<()>,
 }
 
@@ -88,9 +91,24 @@ impl DashboardUi {
             store,
             csrf,
             settings,
-            sessions: parking_lot::Mutex::new(HashMap::new()),
+            flashes: parking_lot::Mutex::new(HashMap::new()),
+            throttle: parking_lot::Mutex::new(LoginThrottle::default()),
+            hooks: std::sync::OnceLock::new(),
             setup_lock: tokio::sync::Mutex::new(()),
         })))
+    }
+
+    /// Gives the pages the process hooks (JWKS flush) the admin API uses. Without them, the
+    /// flush button reports nothing flushed.
+    pub fn set_hooks(&self, hooks: Arc<dyn AdminHooks>) {
+        let _ = self.0.hooks.set(hooks);
+    }
+
+    pub(crate) fn hooks(&self) -> &dyn AdminHooks {
+        match self.0.hooks.get() {
+            Some(h) => h.as_ref(),
+            None => &NoHooks,
+        }
     }
 
     pub(crate) fn control(&self) -> &Control {
@@ -109,29 +127,33 @@ impl DashboardUi {
         self.0.settings.fetch_timeout
     }
 
-    fn session(&self, headers: &HeaderMap) -> Option<Admin> {
+    /// The admin of a live session (sessions are stored, so they survive restarts and are shared
+    /// by every dashboard node). An unreadable store counts as signed out.
+    async fn session(&self, headers: &HeaderMap) -> Option<Admin> {
         let token = cookie(headers, COOKIE)?;
-        let key = sha256_hex(&token);
-        let now = unix_now();
-        let mut map = self.0.sessions.lock();
-        match map.get(&key) {
-            Some(s) if s.expires_at > now => {
-                let email = s.email.clone();
-                drop(map);
-                let csrf = self.0.csrf.token("dash", &token);
-                Some(Admin { token, email, csrf })
+        let row = match self
+            .0
+            .store
+            .admin_session(&sha256_hex(&token), unix_now())
+            .await
+        {
+            Ok(r) => r?,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the dashboard session");
+                return None;
             }
-            Some(_) => {
-                map.remove(&key);
-                None
-            }
-            None => None,
-        }
+        };
+        let csrf = self.0.csrf.token("dash", &token);
+        Some(Admin {
+            token,
+            email: row.email,
+            csrf,
+        })
     }
 
     /// The signed-in admin, or a redirect to the sign-in (or setup) page.
     pub(crate) async fn admin(&self, headers: &HeaderMap) -> Result<Admin, Response> {
-        if let Some(a) = self.session(headers) {
+        if let Some(a) = self.session(headers).await {
             return Ok(a);
         }
         let none = admins::list(self.0.store.as_ref())
@@ -156,48 +178,27 @@ impl DashboardUi {
 
     /// Keeps a message for the admin's next page.
     pub(crate) fn flash(&self, a: &Admin, f: Flash) {
-        if let Some(s) = self.0.sessions.lock().get_mut(&sha256_hex(&a.token)) {
-            s.flash = Some(f);
+        let mut m = self.0.flashes.lock();
+        if m.len() >= MAX_FLASHES {
+            m.clear();
         }
+        m.insert(sha256_hex(&a.token), f);
     }
 
     /// The context every dashboard page needs (and the pending message, shown once).
     pub(crate) fn base(&self, a: &Admin, nav: &str, title: &str) -> Value {
-        let flash = self
-            .0
-            .sessions
-            .lock()
-            .get_mut(&sha256_hex(&a.token))
-            .and_then(|s| s.flash.take());
+        let flash = self.0.flashes.lock().remove(&sha256_hex(&a.token));
         json!({"app": "dashboard", "user": a.email, "csrf": a.csrf, "nav": nav,
                "title": title, "flash": flash})
     }
 
-    fn start_session(&self, email: &str) -> String {
+    async fn start_session(&self, email: &str) -> Result<String, gatehouse_store::StoreError> {
         let token = random_token();
-        let now = unix_now();
-        let mut map = self.0.sessions.lock();
-        if map.len() >= MAX_SESSIONS {
-            map.retain(|_, s| s.expires_at > now);
-            if map.len() >= MAX_SESSIONS {
-                // Still full: drop the oldest sessions first.
-                let mut by_age: Vec<(String, i64)> =
-                    map.iter().map(|(k, s)| (k.clone(), s.expires_at)).collect();
-                by_age.sort_by_key(|(_, e)| *e);
-                for (k, _) in by_age.into_iter().take(MAX_SESSIONS / 10) {
-                    map.remove(&k);
-                }
-            }
-        }
-        map.insert(
-            sha256_hex(&token),
-            DashSession {
-                email: email.to_owned(),
-                expires_at: now + SESSION_SECONDS,
-                flash: None,
-            },
-        );
-        token
+        self.0
+            .store
+            .create_admin_session(&sha256_hex(&token), email, unix_now() + SESSION_SECONDS)
+            .await?;
+        Ok(token)
     }
 
     fn secure(&self) -> bool {
@@ -293,12 +294,17 @@ pub fn dashboard_router(ui: DashboardUi) -> Router {
             "/portal-settings",
             get(catalogue::settings_page).post(catalogue::save_settings),
         )
+        .route("/activity", get(activity::page))
+        .route("/activity/export.csv", get(activity::export))
         .route("/developers", get(developers::list))
         .route(
             "/developers/new",
             get(developers::new_page).post(developers::create),
         )
-        .route("/developers/{id}", get(developers::show))
+        .route(
+            "/developers/{id}",
+            get(developers::show).post(developers::update),
+        )
         .route(
             "/developers/{id}/deactivate",
             get(developers::deactivate_page).post(developers::deactivate),
@@ -308,6 +314,22 @@ pub fn dashboard_router(ui: DashboardUi) -> Router {
             "/developers/{id}/clients/{client_id}/delete",
             get(developers::delete_client_page).post(developers::delete_client),
         )
+        .route(
+            "/developers/{id}/delete",
+            get(developers::delete_page).post(developers::delete),
+        )
+        .route("/apis/{id}/jwks-flush", post(admin_pages::flush_jwks))
+        .route(
+            "/import",
+            get(admin_pages::import_page).post(admin_pages::import),
+        )
+        .route("/admins", get(admin_pages::admins_page))
+        .route("/admins/new", post(admin_pages::add_admin))
+        .route(
+            "/admins/{email}/delete",
+            get(admin_pages::delete_admin_page).post(admin_pages::delete_admin),
+        )
+        .route("/audit", get(admin_pages::audit_page))
         .layer(axum::middleware::from_fn(crate::security::same_origin))
         .with_state(ui)
 }
@@ -320,7 +342,7 @@ async fn home(State(ui): State<DashboardUi>, headers: HeaderMap) -> Response {
 }
 
 async fn login_page(State(ui): State<DashboardUi>, headers: HeaderMap) -> Response {
-    if ui.session(&headers).is_some() {
+    if ui.session(&headers).await.is_some() {
         return Redirect::to("/apis").into_response();
     }
     if admins::list(ui.store().as_ref())
@@ -343,13 +365,18 @@ async fn login_page(State(ui): State<DashboardUi>, headers: HeaderMap) -> Respon
     )
 }
 
-async fn login(State(ui): State<DashboardUi>, headers: HeaderMap, body: Bytes) -> Response {
+async fn login(
+    State(ui): State<DashboardUi>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let f = Form::parse(&body);
     let (binding, new) = pre_binding(&headers);
     if new || !ui.0.csrf.verify("pre", &binding, f.csrf()) {
         return expired_form("dashboard");
     }
-    let email = f.text("email");
+    let email = f.text("email").to_ascii_lowercase();
     let password = f.raw("password").to_owned();
     let mut errors = FieldErrors::default();
     if email.is_empty() {
@@ -358,24 +385,79 @@ async fn login(State(ui): State<DashboardUi>, headers: HeaderMap, body: Bytes) -
     if password.is_empty() {
         errors.add("password", "Enter your password.");
     }
+    let mut status = StatusCode::UNAUTHORIZED;
     if errors.is_empty() {
-        match admins::verify(ui.store().as_ref(), &email, &password).await {
-            Ok(Some(user)) => {
-                let token = ui.start_session(&user.email);
-                let mut r = Redirect::to("/apis").into_response();
-                r.headers_mut().append(
-                    header::SET_COOKIE,
-                    set_cookie(COOKIE, &token, Some(SESSION_SECONDS), ui.secure()),
-                );
-                return r;
+        let throttled = ui.0.throttle.lock().check(&email, &addr, unix_now());
+        if let Err(t) = throttled {
+            audit::sign_in(ui.store().as_ref(), &email, false, "throttled", &addr).await;
+            status = StatusCode::TOO_MANY_REQUESTS;
+            errors.add(
+                "password",
+                format!(
+                    "Too many failed sign-ins{}. Try again in {}.",
+                    if t.by_address {
+                        " from your address"
+                    } else {
+                        " for this account"
+                    },
+                    wait_words(t.retry_after)
+                ),
+            );
+        } else {
+            match admins::verify(ui.store().as_ref(), &email, &password).await {
+                Ok(Some(user)) => {
+                    ui.0.throttle.lock().success(&email);
+                    return match ui.start_session(&user.email).await {
+                        Ok(token) => {
+                            audit::sign_in(ui.store().as_ref(), &user.email, true, "", &addr).await;
+                            signed_in(&ui, &token)
+                        }
+                        Err(e) => {
+                            errors.general(format!("The database is unavailable: {e}"));
+                            let ctx = json!({"app": "dashboard", "title": "Sign in",
+                                "csrf": f.csrf(), "form": {"email": email}, "errors": errors});
+                            render(StatusCode::SERVICE_UNAVAILABLE, "dash_login.html", &ctx)
+                        }
+                    };
+                }
+                Ok(None) => {
+                    ui.0.throttle.lock().failure(&email, &addr, unix_now());
+                    audit::sign_in(
+                        ui.store().as_ref(),
+                        &email,
+                        false,
+                        "wrong email or password",
+                        &addr,
+                    )
+                    .await;
+                    errors.add("password", "Wrong email or password.");
+                }
+                Err(e) => errors.general(format!("The database is unavailable: {e}")),
             }
-            Ok(None) => errors.add("password", "Wrong email or password."),
-            Err(e) => errors.general(format!("The database is unavailable: {e}")),
         }
     }
     let ctx = json!({"app": "dashboard", "title": "Sign in", "csrf": f.csrf(),
                      "form": {"email": email}, "errors": errors});
-    render(StatusCode::UNAUTHORIZED, "dash_login.html", &ctx)
+    render(status, "dash_login.html", &ctx)
+}
+
+/// "30 seconds", "2 minutes".
+pub(crate) fn wait_words(seconds: i64) -> String {
+    if seconds < 90 {
+        format!("{seconds} seconds")
+    } else {
+        format!("{} minutes", (seconds + 59) / 60)
+    }
+}
+
+/// The redirect to the APIs page that sets a new session cookie.
+fn signed_in(ui: &DashboardUi, token: &str) -> Response {
+    let mut r = Redirect::to("/apis").into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(COOKIE, token, Some(SESSION_SECONDS), ui.secure()),
+    );
+    r
 }
 
 async fn setup_page(State(ui): State<DashboardUi>, headers: HeaderMap) -> Response {
@@ -411,15 +493,10 @@ async fn setup(State(ui): State<DashboardUi>, headers: HeaderMap, body: Bytes) -
     if errors.is_empty() {
         let _g = ui.0.setup_lock.lock().await;
         match admins::add(ui.store().as_ref(), &email, &password, true).await {
-            Ok(true) => {
-                let token = ui.start_session(&email.to_ascii_lowercase());
-                let mut r = Redirect::to("/apis").into_response();
-                r.headers_mut().append(
-                    header::SET_COOKIE,
-                    set_cookie(COOKIE, &token, Some(SESSION_SECONDS), ui.secure()),
-                );
-                return r;
-            }
+            Ok(true) => match ui.start_session(&email.to_ascii_lowercase()).await {
+                Ok(token) => return signed_in(&ui, &token),
+                Err(e) => errors.general(format!("The database is unavailable: {e}")),
+            },
             Ok(false) => return Redirect::to("/login").into_response(),
             Err(admins::AdminError::Invalid(v)) => {
                 errors.place_validation(&v, &[("email", "email"), ("password", "password")]);
@@ -434,11 +511,19 @@ async fn setup(State(ui): State<DashboardUi>, headers: HeaderMap, body: Bytes) -
 
 async fn logout(State(ui): State<DashboardUi>, headers: HeaderMap, body: Bytes) -> Response {
     let f = Form::parse(&body);
-    if let Some(a) = ui.session(&headers) {
+    if let Some(a) = ui.session(&headers).await {
         if !ui.0.csrf.verify("dash", &a.token, f.csrf()) {
             return expired_form("dashboard");
         }
-        ui.0.sessions.lock().remove(&sha256_hex(&a.token));
+        if let Err(e) = ui.store().delete_admin_session(&sha256_hex(&a.token)).await {
+            return message_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"app": "dashboard"}),
+                "Not signed out",
+                &format!("The database is unavailable ({e}); try again."),
+                Some(("/apis", "Back")),
+            );
+        }
     }
     let mut r = Redirect::to("/login").into_response();
     r.headers_mut().append(
