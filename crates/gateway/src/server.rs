@@ -32,6 +32,12 @@ use crate::tls::{drain_backlog, serve_io};
 /// How long in-flight requests may take to finish once shutdown starts.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long the last accepted connections get to send their first request before the graceful
+/// shutdown starts. Graceful shutdown closes connections with no request in progress at once, and
+/// a connection accepted a moment before (or taken from the backlog) usually has its request in
+/// the socket, not yet read: without this pause it would be closed unanswered.
+pub const SHUTDOWN_LINGER: Duration = Duration::from_millis(1000);
+
 /// The answer to a connection over the limit (written raw: no request is read).
 const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/json\r\n\
@@ -173,6 +179,7 @@ pub async fn serve_with_tls(
     for (stream, remote) in drain_backlog(listener) {
         start(stream, remote);
     }
+    tokio::time::sleep(SHUTDOWN_LINGER).await;
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("gateway drained"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gateway drain timed out"),

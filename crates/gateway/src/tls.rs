@@ -487,6 +487,7 @@ pub async fn serve_app<M: MakeService>(
     for (stream, remote) in drain_backlog(listener) {
         start(stream, remote);
     }
+    tokio::time::sleep(crate::server::SHUTDOWN_LINGER).await;
     tokio::select! {
         () = graceful.shutdown() => {},
         () = tokio::time::sleep(crate::server::DRAIN_TIMEOUT) => {

@@ -118,7 +118,14 @@ async fn hostile_tokens_get_401_json_errors_and_the_gateway_stays_healthy() {
     let idp = TestIdp::start(IdpShape::Plain).await.unwrap();
     let upstream = EchoUpstream::start("up").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_with(dir.path(), &[], Some(ADMIN_KEY));
+    // Request heads up to 256 KiB, so the 100 KiB token reaches the validator (whose own limit is
+    // 32 KiB); with the default --max-header-bytes (32 KiB) it would be a 431 already
+    // (tested in limits.rs).
+    let s = Server::start_with(
+        dir.path(),
+        &["--max-header-bytes", "262144"],
+        Some(ADMIN_KEY),
+    );
     let up = upstream.url();
     for def in [
         jwt_api("rsa", &up, idp.jwks_uri(), "rsa"),
