@@ -68,6 +68,7 @@ start_gw() { # port dash portal datadir extra...
     --gateway-listen 127.0.0.1:$port --dashboard-listen 127.0.0.1:$d --portal-listen 127.0.0.1:$p "$@" \
     > "$dir.out" 2> "$dir.err" & pids+=($!)
   wait_http "http://127.0.0.1:$port/hello"
+  wait_http "http://127.0.0.1:$d/api/openapi.json" # the dashboard binds after the gateway
 }
 start_gw "$gw" "$dash" "$portal" "$work/gh"
 start_gw "$gw_nocache" "$dash2" "$portal2" "$work/gh2" --jwt-token-cache-size 0

@@ -28,10 +28,18 @@ key=soak-admin-key-0123456789
 GATEHOUSE_ADMIN_KEY=$key GATEHOUSE_LOG_LEVEL=warn $bin serve --data-dir "$work/data" \
   --gateway-listen 127.0.0.1:$gw --dashboard-listen 127.0.0.1:$dash --portal-listen 127.0.0.1:$portal \
   > "$work/gatehouse.out" 2> "$work/gatehouse.err" & gh_pid=$!; pids+=($gh_pid)
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$gw/hello" >/dev/null 2>&1 && curl -fs "http://127.0.0.1:$up_a/" >/dev/null 2>&1 && break
+ready=0
+for _ in $(seq 1 300); do
+  # The gateway, the dashboard (it binds after the gateway) and the upstream must all answer.
+  curl -fs "http://127.0.0.1:$gw/hello" >/dev/null 2>&1 && curl -fs "http://127.0.0.1:$dash/api/openapi.json" >/dev/null 2>&1 \
+    && curl -fs "http://127.0.0.1:$up_a/" >/dev/null 2>&1 && { ready=1; break; }
   sleep 0.1
 done
+if [ "$ready" != 1 ]; then
+  echo "FAIL: gatehouse or nginx did not come up within 30 s; gatehouse said:" >&2
+  tail -20 "$work/gatehouse.err" >&2
+  exit 1
+fi
 curl -fsS -X POST "http://127.0.0.1:$dash/api/apis" -H "Authorization: Bearer $key" \
   -d "{\"name\":\"Soak\",\"api_id\":\"soak\",\"use_keyless\":true,\"proxy\":{\"listen_path\":\"/soak/\",\"target_url\":\"http://127.0.0.1:$up_a\",\"strip_listen_path\":true}}" >/dev/null
 
