@@ -32,19 +32,18 @@ impl std::error::Error for BodyTooLarge {}
 /// A request body that fails once more than `limit` bytes went through (no limit: passes all).
 pub struct LimitedBody<B> {
     inner: B,
-    limit: Option<u64>,
+    /// The limit and the flag set when it is exceeded; `None`: no limit (nothing allocated).
+    guard: Option<(u64, Arc<AtomicBool>)>,
     seen: u64,
-    tripped: Arc<AtomicBool>,
 }
 
 impl<B> LimitedBody<B> {
-    /// Wraps `inner`; `tripped` is set when the limit is exceeded.
-    pub fn new(inner: B, limit: Option<u64>, tripped: Arc<AtomicBool>) -> Self {
+    /// Wraps `inner`; with a guard, its flag is set when the body passes its limit.
+    pub fn new(inner: B, guard: Option<(u64, Arc<AtomicBool>)>) -> Self {
         Self {
             inner,
-            limit,
+            guard,
             seen: 0,
-            tripped,
         }
     }
 }
@@ -52,7 +51,7 @@ impl<B> LimitedBody<B> {
 impl<B> std::fmt::Debug for LimitedBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LimitedBody")
-            .field("limit", &self.limit)
+            .field("limit", &self.guard.as_ref().map(|(l, _)| *l))
             .field("seen", &self.seen)
             .finish_non_exhaustive()
     }
@@ -73,10 +72,11 @@ where
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(limit), Some(d)) = (this.limit, frame.data_ref()) {
+                if let (Some((limit, tripped)), Some(d)) = (&this.guard, frame.data_ref()) {
                     this.seen = this.seen.saturating_add(d.remaining() as u64);
-                    if this.seen > limit {
-                        this.tripped.store(true, Ordering::Relaxed);
+                    if this.seen > *limit {
+                        tripped.store(true, Ordering::Relaxed);
+                        let limit = *limit;
                         return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit }))));
                     }
                 }
@@ -116,19 +116,17 @@ mod tests {
     #[tokio::test]
     async fn passes_up_to_the_limit_and_fails_one_byte_over() {
         let flag = Arc::new(AtomicBool::new(false));
-        let body = LimitedBody::new(chunks(4, 256), Some(1024), Arc::clone(&flag));
+        let body = LimitedBody::new(chunks(4, 256), Some((1024, Arc::clone(&flag))));
         let all = body.collect().await.unwrap().to_bytes();
         assert_eq!(all.len(), 1024);
         assert!(!flag.load(Ordering::Relaxed));
 
-        let body = LimitedBody::new(chunks(5, 256), Some(1024), Arc::clone(&flag));
+        let body = LimitedBody::new(chunks(5, 256), Some((1024, Arc::clone(&flag))));
         let e = body.collect().await.unwrap_err();
         assert_eq!(e.to_string(), "request body larger than 1024 bytes");
         assert!(flag.load(Ordering::Relaxed));
 
-        let flag = Arc::new(AtomicBool::new(false));
-        let body = LimitedBody::new(chunks(100, 1000), None, Arc::clone(&flag));
+        let body = LimitedBody::new(chunks(100, 1000), None);
         assert_eq!(body.collect().await.unwrap().to_bytes().len(), 100_000);
-        assert!(!flag.load(Ordering::Relaxed));
     }
 }

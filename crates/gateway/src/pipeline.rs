@@ -412,8 +412,9 @@ impl Gateway {
         {
             return Err(body_too_large(limit));
         }
-        let tripped = Arc::new(AtomicBool::new(false));
-        let body = LimitedBody::new(body, limit, Arc::clone(&tripped));
+        // The flag (one allocation) exists only for requests that have a limit.
+        let tripped = limit.map(|_| Arc::new(AtomicBool::new(false)));
+        let body = LimitedBody::new(body, limit.zip(tripped.clone()));
         let mut up = Request::from_parts(parts, ex.count_request_body(body));
         *up.uri_mut() = uri;
         *up.version_mut() = Version::HTTP_11;
@@ -424,7 +425,7 @@ impl Gateway {
         ex.set_upstream_latency(sent.elapsed());
         let resp = match answer {
             Err(_) => return Err(GatewayError::gateway_timeout()),
-            Ok(Err(_)) if tripped.load(Ordering::Relaxed) => {
+            Ok(Err(_)) if tripped.as_ref().is_some_and(|t| t.load(Ordering::Relaxed)) => {
                 return Err(body_too_large(limit.unwrap_or(0)));
             }
             Ok(Err(e)) => {

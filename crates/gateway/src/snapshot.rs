@@ -80,6 +80,8 @@ pub struct ApiRuntime {
     pub target: Target,
     /// Authentication.
     pub auth: ApiAuth,
+    /// The API's own request body limit (Tyk's `global_size_limit`), read once per snapshot.
+    pub body_limit: Option<u64>,
 }
 
 /// The shared caches a snapshot's JWT validators use.
@@ -171,7 +173,13 @@ impl Snapshot {
                     },
                 },
             };
-            let rt = Arc::new(ApiRuntime { def, target, auth });
+            let body_limit = def.request_size_limit();
+            let rt = Arc::new(ApiRuntime {
+                def,
+                target,
+                auth,
+                body_limit,
+            });
             by_id.insert(doc.id.clone(), Arc::clone(&rt));
             routes.push((rt.def.proxy.listen_path.clone(), rt));
         }

@@ -24,10 +24,6 @@ pub const API_KEY_ACTOR: &str = "admin-api-key";
 
 pub use gatehouse_admin_api::ClientAddr;
 
-fn address_of(ext: &axum::http::Extensions) -> String {
-    ClientAddr::of(ext).0
-}
-
 /// The action and target of a state-changing request, or `None` for requests that change
 /// nothing (reads, sign-in pages, DCR discovery and connection tests).
 pub fn classify(method: &Method, path: &str) -> Option<(String, String)> {
@@ -126,7 +122,7 @@ pub async fn record(
     let path = req.uri().path().to_owned();
     // Read the actor before the request runs: signing out ends the session.
     let actor = actor(store.as_ref(), &path, req.headers()).await;
-    let source = address_of(req.extensions());
+    let ClientAddr(source) = ClientAddr::of(req.extensions());
     let method = req.method().clone();
     let resp = next.run(req).await;
     if let Some(actor) = actor
