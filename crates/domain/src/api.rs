@@ -27,6 +27,15 @@ pub struct ApiDefinition {
     pub org_id: String,
     /// An inactive API is not routed (404).
     pub active: bool,
+    /// Tyk's `domain`: the API is served only for requests to this host (exact, `*.example.com`
+    /// or a mux pattern such as `{tenant}.example.com`); empty serves every host.
+    pub domain: String,
+    /// An internal API is never reachable from outside (404); Tyk reaches it only by looping
+    /// (`tyk://`), which Gatehouse does not do.
+    pub internal: bool,
+    /// Node segmentation: a gateway started with `--tags` serves only the APIs carrying one of
+    /// them (a gateway without tags serves every API).
+    pub tags: Vec<String>,
     /// Where the API listens and where it forwards.
     pub proxy: ProxyConfig,
     /// Serve without authentication.
@@ -92,6 +101,9 @@ impl Default for ApiDefinition {
             api_id: String::new(),
             org_id: String::new(),
             active: true,
+            domain: String::new(),
+            internal: false,
+            tags: Vec::new(),
             proxy: ProxyConfig::default(),
             use_keyless: false,
             enable_jwt: false,
@@ -281,7 +293,8 @@ pub struct ValidatedApi {
 impl ApiDefinition {
     /// Reads a stored document without validating it (it was validated when it was stored).
     pub fn from_stored(raw: &Value) -> Result<Self, ValidationError> {
-        serde_path_to_error::deserialize(raw.clone()).map_err(|e| ValidationError::from_serde(&e))
+        serde_path_to_error::deserialize(without_nulls(raw))
+            .map_err(|e| ValidationError::from_serde(&e))
     }
 
     /// Tyk's `global_size_limit` of the version requests are served by (`default_version`, else
@@ -374,8 +387,9 @@ pub fn validate_api(input: Value, path_id: Option<&str>) -> Result<ValidatedApi,
         obj = inner.clone();
     }
 
-    let def: ApiDefinition = serde_path_to_error::deserialize(Value::Object(obj.clone()))
-        .map_err(|e| ValidationError::from_serde(&e))?;
+    let def: ApiDefinition =
+        serde_path_to_error::deserialize(without_nulls(&Value::Object(obj.clone())))
+            .map_err(|e| ValidationError::from_serde(&e))?;
     let mut def = def;
 
     // Identity.
@@ -420,6 +434,8 @@ pub fn validate_api(input: Value, path_id: Option<&str>) -> Result<ValidatedApi,
     }
     validate_http_url(&def.proxy.target_url)
         .map_err(|m| ValidationError::new("proxy.target_url", m))?;
+    crate::routing::HostPattern::parse(&def.domain)
+        .map_err(|m| ValidationError::new("domain", m))?;
 
     // Authentication.
     if def.use_keyless && def.enable_jwt {
@@ -490,7 +506,9 @@ fn validate_jwt(def: &ApiDefinition) -> Result<(), ValidationError> {
     Ok(())
 }
 
-/// Normalises a listen path: a leading `/` is added, and it must not contain whitespace, `?` or `#`.
+/// Normalises a listen path: a leading `/` is added; it must not contain whitespace, `?` or `#`,
+/// must already be a normalised path ([`crate::path::is_normal_listen_path`]) and must not be one
+/// of the gateway's own paths ([`RESERVED_PATHS`]).
 pub fn normalize_listen_path(lp: &str) -> Result<String, String> {
     let lp = lp.trim();
     if lp.is_empty() {
@@ -502,12 +520,33 @@ pub fn normalize_listen_path(lp: &str) -> Result<String, String> {
     if lp.contains(|c: char| c.is_whitespace() || c == '?' || c == '#' || c.is_control()) {
         return Err("proxy.listen_path must not contain spaces, '?' or '#'".to_owned());
     }
-    Ok(if lp.starts_with('/') {
+    let lp = if lp.starts_with('/') {
         lp.to_owned()
     } else {
         format!("/{lp}")
-    })
+    };
+    if !crate::path::is_normal_listen_path(&lp) {
+        return Err(format!(
+            "proxy.listen_path '{lp}' is not a normalised path: no '//', no '.' or '..' segments, \
+             no %2F, %5C or '\\', no control characters (the gateway routes normalised request \
+             paths, so it could never match)"
+        ));
+    }
+    let key = crate::routing::route_key(&lp);
+    if let Some(reserved) = RESERVED_PATHS.iter().find(|r| **r == key) {
+        return Err(format!(
+            "proxy.listen_path '{lp}' is reserved: the gateway answers {reserved} itself \
+             (reserved: {})",
+            RESERVED_PATHS.join(", ")
+        ));
+    }
+    Ok(lp)
 }
+
+/// Paths the gateway listener answers itself, before routing: no API may listen on them.
+/// (`/metrics` only when metrics are served on the gateway listener; it is reserved always so a
+/// later change of that setting cannot silently shadow an API.)
+pub const RESERVED_PATHS: &[&str] = &["/hello", "/ready", "/metrics"];
 
 fn validate_http_url(s: &str) -> Result<(), String> {
     if s.trim().is_empty() {
@@ -537,6 +576,8 @@ const KNOWN_TOP: &[&str] = &[
     "created_at",
     "last_updated",
     "expiration",
+    "domain",
+    "internal",
     // acted on
     "active",
     "proxy",
@@ -651,6 +692,22 @@ fn warnings_for(obj: &Map<String, Value>, def: &ApiDefinition) -> Vec<String> {
         );
     }
     out
+}
+
+/// The document without its `null` members, recursively, for the typed view: Tyk is written in Go,
+/// whose exports write empty lists and maps as `null` (`"tags": null`), meaning the zero value.
+/// The stored document keeps them.
+pub fn without_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
 }
 
 /// Whether a JSON value carries information: `null`, `false`, `0`, `""`, `[]`, `{}` and objects
@@ -815,6 +872,36 @@ mod tests {
     }
 
     #[test]
+    fn listen_paths_must_be_normal_and_not_reserved() {
+        for lp in [
+            "/a//b/",
+            "/a/../b/",
+            "/a/./",
+            "/a%2Fb/",
+            "/a\\b/",
+            "/x/%2e%2e/",
+        ] {
+            let mut d = minimal();
+            d["proxy"]["listen_path"] = json!(lp);
+            let e = validate_api(d, None).unwrap_err();
+            assert_eq!(e.field, "proxy.listen_path", "{lp}");
+            assert!(e.message.contains("normalised"), "{lp}: {}", e.message);
+        }
+        for lp in ["/hello", "/hello/", "hello", "/ready", "/metrics/"] {
+            let mut d = minimal();
+            d["proxy"]["listen_path"] = json!(lp);
+            let e = validate_api(d, None).unwrap_err();
+            assert_eq!(e.field, "proxy.listen_path", "{lp}");
+            assert!(e.message.contains("reserved"), "{lp}: {}", e.message);
+        }
+        for lp in ["/hello-world/", "/hello/x/", "/metrics-api"] {
+            let mut d = minimal();
+            d["proxy"]["listen_path"] = json!(lp);
+            assert!(validate_api(d, None).is_ok(), "{lp}");
+        }
+    }
+
+    #[test]
     fn id_in_body_must_match_the_url() {
         let mut d = minimal();
         d["api_id"] = json!("a");
@@ -921,5 +1008,19 @@ mod tests {
         let m = d.scope_mapping();
         assert_eq!(m.scope_claim_name, "scp");
         assert!(!m.scope_to_policy.contains_key("a"));
+    }
+}
+
+#[cfg(test)]
+mod null_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn go_nulls_in_tyk_exports_are_defaults() {
+        let d = json!({"name": "E", "use_keyless": true, "tags": null, "jwt_default_policies": null,
+            "proxy": {"listen_path": "/e/", "target_url": "http://127.0.0.1:1"}});
+        let v = validate_api(d, None);
+        assert!(v.is_ok(), "{v:?}");
     }
 }

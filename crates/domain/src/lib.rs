@@ -12,6 +12,8 @@
 //! - [`session`]: authorization after JWT verification: policy resolution, combining policies
 //!   ([`session::EffectivePolicy`]), the per-identity [`session::SessionState`] and the access
 //!   checks, with Tyk's public error messages ([`session::AuthzError`]).
+//! - [`path`]: request-path normalisation ([`path::normalize_path`]): the one canonical path the
+//!   gateway routes, checks and forwards.
 //! - [`routing`]: the listen-path routing table ([`routing::RouteTable`]): longest prefix wins.
 //! - [`error`]: [`error::ValidationError`], which always names the offending field.
 //! - [`import`]: reading a Tyk gateway's file-based configuration (`apps/`, `policies/`).
@@ -25,6 +27,7 @@ pub mod claims;
 pub mod error;
 pub mod ids;
 pub mod import;
+pub mod path;
 pub mod policy;
 pub mod portal;
 pub mod routing;
