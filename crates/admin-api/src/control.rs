@@ -11,7 +11,7 @@ use gatehouse_domain::ValidationError;
 use gatehouse_domain::api::{ValidatedApi, validate_api};
 use gatehouse_domain::import::{ImportItem, name_of, split_apis, split_policies};
 use gatehouse_domain::policy::{ValidatedPolicy, validate_policy};
-use gatehouse_domain::routing::route_key;
+use gatehouse_domain::routing::route_key_with_domain;
 use gatehouse_store::{Store, StoreError, StoredDoc, WriteMode, WriteOutcome};
 
 /// Why a control-plane operation failed.
@@ -114,7 +114,7 @@ impl Control {
             .put_api(
                 &def.api_id,
                 &def.name,
-                route_key(&def.proxy.listen_path),
+                &route_key_with_domain(&def.domain, &def.proxy.listen_path),
                 &raw,
                 mode,
             )

@@ -91,6 +91,16 @@ pub struct RawConfig {
     pub upstream_client_cert_file: Option<PathBuf>,
     /// PEM private key of `upstream_client_cert_file`.
     pub upstream_client_key_file: Option<PathBuf>,
+    /// Node segmentation: comma-separated tags; this gateway then serves only the APIs carrying
+    /// one of them (Tyk's `tags`).
+    pub tags: Option<String>,
+    /// `%2F`, `%5C` and `\` in request paths: `reject` (400, the default) or `decode` (as `/`).
+    pub path_encoded_separators: Option<String>,
+    /// Merge `//` in request paths into `/` before routing (default true).
+    pub path_merge_slashes: Option<bool>,
+    /// Statuses of authentication errors: `standard` (401 for token errors, 429 for an exhausted
+    /// quota; the default) or `tyk` (exactly Tyk's: 400, 403, 401 and 403).
+    pub error_status_mode: Option<String>,
 }
 
 macro_rules! merge_fields {
@@ -139,7 +149,11 @@ impl RawConfig {
             tls_reload_interval_secs,
             upstream_ca_file,
             upstream_client_cert_file,
-            upstream_client_key_file
+            upstream_client_key_file,
+            tags,
+            path_encoded_separators,
+            path_merge_slashes,
+            error_status_mode
         )
     }
 
@@ -205,6 +219,10 @@ impl RawConfig {
             upstream_ca_file: parse(&get, "GATEHOUSE_UPSTREAM_CA_FILE")?,
             upstream_client_cert_file: parse(&get, "GATEHOUSE_UPSTREAM_CLIENT_CERT_FILE")?,
             upstream_client_key_file: parse(&get, "GATEHOUSE_UPSTREAM_CLIENT_KEY_FILE")?,
+            tags: parse(&get, "GATEHOUSE_TAGS")?,
+            path_encoded_separators: parse(&get, "GATEHOUSE_PATH_ENCODED_SEPARATORS")?,
+            path_merge_slashes: parse(&get, "GATEHOUSE_PATH_MERGE_SLASHES")?,
+            error_status_mode: parse(&get, "GATEHOUSE_ERROR_STATUS_MODE")?,
         })
     }
 }
@@ -268,6 +286,8 @@ pub struct Config {
     pub upstream_ca_file: Option<PathBuf>,
     /// The client certificate presented to upstreams (mTLS).
     pub upstream_client_cert: Option<CertFiles>,
+    /// Node segmentation tags; empty serves every API.
+    pub node_tags: Vec<String>,
 }
 
 /// The listeners' TLS settings.
@@ -347,8 +367,37 @@ impl Config {
                 Some(0) => bail!("max_connections must be at least 1"),
                 Some(n) => n,
             },
+            path_policy: gatehouse_domain::path::PathPolicy {
+                encoded_separators: match raw.path_encoded_separators.as_deref() {
+                    None => gatehouse_domain::path::EncodedSeparators::Reject,
+                    Some(v) => {
+                        gatehouse_domain::path::EncodedSeparators::parse(v).ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "path_encoded_separators must be 'reject' or 'decode', not '{v}'"
+                            )
+                        })?
+                    }
+                },
+                merge_slashes: raw.path_merge_slashes.unwrap_or(true),
+            },
+            status_mode: match raw.error_status_mode.as_deref().map(str::trim) {
+                None | Some("standard") => gatehouse_gateway::StatusMode::Standard,
+                Some("tyk") => gatehouse_gateway::StatusMode::Tyk,
+                Some(other) => {
+                    bail!("error_status_mode must be 'standard' or 'tyk', not '{other}'")
+                }
+            },
             ..Default::default()
         };
+        let node_tags: Vec<String> = raw
+            .tags
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
         let mut jwks = gatehouse_jwt::JwksCacheConfig::default();
         jwks.default_ttl = secs(
             raw.jwks_cache_ttl,
@@ -444,6 +493,7 @@ impl Config {
             ("upstream_client_cert_file", "upstream_client_key_file"),
         )?;
         Ok(Config {
+            node_tags,
             jwks,
             jwt_token_cache_size: raw.jwt_token_cache_size.unwrap_or(DEFAULT_TOKEN_CACHE_SIZE),
             worker_threads: raw.worker_threads,

@@ -195,8 +195,9 @@ struct CommonArgs {
     /// Log filter, e.g. info or gatehouse_gateway=debug. [default: info] [env: GATEHOUSE_LOG_LEVEL]
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
-    /// Where the gateway listener answers Prometheus metrics, or off. Public unless firewalled:
-    /// the dashboard listener also answers /metrics. [default: /metrics]
+    /// Where the gateway listener answers Prometheus metrics, e.g. /metrics, or off. Off by default
+    /// (the gateway listener is public); the dashboard listener always answers /metrics.
+    /// [default: off]
     /// [env: GATEHOUSE_METRICS_PATH]
     #[arg(long, value_name = "PATH")]
     metrics_path: Option<String>,
@@ -242,6 +243,23 @@ struct CommonArgs {
     /// PEM private key of --upstream-client-cert-file. [env: GATEHOUSE_UPSTREAM_CLIENT_KEY_FILE]
     #[arg(long, value_name = "FILE")]
     upstream_client_key_file: Option<PathBuf>,
+    /// Node segmentation (Tyk's tags): comma-separated; this gateway then serves only the APIs
+    /// whose `tags` contain one of them. [default: none, every API] [env: GATEHOUSE_TAGS]
+    #[arg(long, value_name = "TAGS")]
+    tags: Option<String>,
+    /// %2F, %5C and \ in request paths: reject (400) or decode (treated as /). [default: reject]
+    /// [env: GATEHOUSE_PATH_ENCODED_SEPARATORS]
+    #[arg(long, value_name = "POLICY")]
+    path_encoded_separators: Option<String>,
+    /// Merge // in request paths into / before routing: true or false. [default: true]
+    /// [env: GATEHOUSE_PATH_MERGE_SLASHES]
+    #[arg(long, value_name = "BOOL")]
+    path_merge_slashes: Option<bool>,
+    /// Statuses of authentication errors: standard (401 for token errors, 429 for an exhausted
+    /// quota) or tyk (exactly as Tyk answers: 400, 403, 401, 403). [default: standard]
+    /// [env: GATEHOUSE_ERROR_STATUS_MODE]
+    #[arg(long, value_name = "MODE")]
+    error_status_mode: Option<String>,
 }
 
 impl CommonArgs {
@@ -282,6 +300,10 @@ impl CommonArgs {
             upstream_ca_file: self.upstream_ca_file.clone(),
             upstream_client_cert_file: self.upstream_client_cert_file.clone(),
             upstream_client_key_file: self.upstream_client_key_file.clone(),
+            tags: self.tags.clone(),
+            path_encoded_separators: self.path_encoded_separators.clone(),
+            path_merge_slashes: self.path_merge_slashes,
+            error_status_mode: self.error_status_mode.clone(),
         };
         let path = self
             .config

@@ -200,6 +200,9 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             Arc::clone(&store),
             Arc::clone(&snapshot),
             deps.clone(),
+            gatehouse_gateway::snapshot::SnapshotOptions {
+                node_tags: cfg.node_tags.clone(),
+            },
             cfg.config_poll_interval,
         );
         watcher

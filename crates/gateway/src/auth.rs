@@ -57,29 +57,63 @@ impl TokenLocation {
         }
     }
 
-    /// The raw credential: a query parameter or cookie overrides the header when present and
-    /// non-empty (Tyk's rule). A `Bearer ` prefix (any case) is removed.
-    pub fn extract<'a>(&self, headers: &'a HeaderMap, uri: &'a Uri) -> Option<Cow<'a, str>> {
+    /// The raw credential, from the one configured place that holds it; a `Bearer ` prefix (any
+    /// case) is removed.
+    ///
+    /// A credential found more than once (two headers, two parameters or two cookies of that
+    /// name, or in two of the configured places) is [`DuplicateCredential`]: the gateway answers
+    /// 400 rather than choose one, so the upstream never sees a credential other than the one
+    /// verified. (Tyk lets a parameter or cookie override the header; Gatehouse refuses the
+    /// ambiguity, see docs/tyk-compatibility.md.) Empty values count as absent.
+    pub fn extract<'a>(
+        &self,
+        headers: &'a HeaderMap,
+        uri: &'a Uri,
+    ) -> Result<Option<Cow<'a, str>>, DuplicateCredential> {
         let mut found: Option<Cow<'a, str>> = None;
-        if let Some(h) = &self.header
-            && let Some(v) = headers.get(h).and_then(|v| v.to_str().ok())
-            && !v.trim().is_empty()
-        {
-            found = Some(Cow::Borrowed(v.trim()));
-        }
-        if let Some(p) = &self.param
-            && let Some(v) = query_param(uri.query().unwrap_or(""), p)
-            && !v.is_empty()
-        {
+        let mut take = |v: Cow<'a, str>| {
+            if found.is_some() {
+                return Err(DuplicateCredential);
+            }
             found = Some(v);
+            Ok(())
+        };
+        if let Some(h) = &self.header {
+            let mut values = headers.get_all(h).iter();
+            if let Some(first) = values.next() {
+                if values.next().is_some() {
+                    return Err(DuplicateCredential);
+                }
+                // A value that is not visible ASCII is not a credential we could verify.
+                let v = first.to_str().map_err(|_| DuplicateCredential)?.trim();
+                if !v.is_empty() {
+                    take(Cow::Borrowed(v))?;
+                }
+            }
         }
-        if let Some(c) = &self.cookie
-            && let Some(v) = cookie_value(headers, c)
-            && !v.is_empty()
-        {
-            found = Some(Cow::Borrowed(v));
+        if let Some(p) = &self.param {
+            let mut values = query_params(uri.query().unwrap_or(""), p);
+            if let Some(v) = values.next() {
+                if values.next().is_some() {
+                    return Err(DuplicateCredential);
+                }
+                if !v.is_empty() {
+                    take(v)?;
+                }
+            }
         }
-        found.map(strip_bearer)
+        if let Some(c) = &self.cookie {
+            let mut values = cookie_values(headers, c);
+            if let Some(v) = values.next() {
+                if values.next().is_some() {
+                    return Err(DuplicateCredential);
+                }
+                if !v.is_empty() {
+                    take(Cow::Borrowed(v))?;
+                }
+            }
+        }
+        Ok(found.map(strip_bearer))
     }
 
     /// Removes the credential from the request (`strip_auth_data`).
@@ -167,24 +201,50 @@ fn decode(s: &str) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
-fn query_param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
-    query.split('&').find_map(|kv| {
+fn query_params<'a, 'n>(
+    query: &'a str,
+    name: &'n str,
+) -> impl Iterator<Item = Cow<'a, str>> + use<'a, 'n> {
+    query.split('&').filter_map(move |kv| {
         let mut it = kv.splitn(2, '=');
         let k = it.next()?;
         (decode(k) == name).then(|| decode(it.next().unwrap_or("")))
     })
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn query_param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
+    query_params(query, name).next()
+}
+
+fn cookie_values<'a, 'n>(
+    headers: &'a HeaderMap,
+    name: &'n str,
+) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
+        .filter_map(move |kv| {
             let (k, v) = kv.trim().split_once('=')?;
             (k == name).then_some(v.trim())
         })
+}
+
+/// The credential was found more than once (400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuplicateCredential;
+
+impl DuplicateCredential {
+    /// The gateway's answer: 400.
+    pub fn to_error(self) -> GatewayError {
+        GatewayError::new(
+            StatusCode::BAD_REQUEST,
+            "the request carries more than one credential (two Authorization headers, or a token \
+             in more than one place); send exactly one",
+            ErrorSource::Downstream,
+        )
+    }
 }
 
 /// What authentication established about a request.
@@ -198,6 +258,10 @@ pub struct AuthContext {
     pub developer_id: Option<String>,
     /// The effective policy of the session.
     pub effective: Arc<EffectivePolicy>,
+    /// The identity's session after this token (a copy).
+    pub session: SessionState,
+    /// When the token was verified (unix seconds).
+    pub now: i64,
 }
 
 /// Sessions by organisation and identity, in memory, bounded.
@@ -309,11 +373,37 @@ pub fn authz_error(e: &AuthzError) -> GatewayError {
     )
 }
 
+/// The same refusal with Tyk's status ([`crate::StatusMode::Tyk`]): no token → 400; a token
+/// that is malformed, badly signed, signed with an unexpected method or unverifiable because the
+/// IdP's keys cannot be fetched → 403 `Key not authorized` (Tyk does not tell an IdP outage
+/// apart); time-claim, issuer and audience failures stay 401; everything else (the access
+/// checks) already has Tyk's status. No `WWW-Authenticate` or `Retry-After` is sent, as in Tyk.
+pub fn tyk_status(mut e: GatewayError) -> GatewayError {
+    let status = match e.message.as_str() {
+        MSG_MISSING => StatusCode::BAD_REQUEST,
+        gatehouse_jwt::MSG_NOT_AUTHORIZED | gatehouse_jwt::MSG_UNEXPECTED_SIGNING_METHOD => {
+            StatusCode::FORBIDDEN
+        }
+        gatehouse_jwt::MSG_IDP_UNAVAILABLE => {
+            e.message = gatehouse_jwt::MSG_NOT_AUTHORIZED.to_owned();
+            e.source = ErrorSource::Downstream;
+            StatusCode::FORBIDDEN
+        }
+        _ => return e,
+    };
+    e.status = status;
+    e.headers
+        .retain(|(n, _)| n != header::WWW_AUTHENTICATE && n != header::RETRY_AFTER);
+    e
+}
+
+const MSG_MISSING: &str = "Authorization field missing";
+
 /// The answer when no token was sent.
 pub fn missing_token() -> GatewayError {
     GatewayError::new(
         StatusCode::UNAUTHORIZED,
-        "Authorization field missing",
+        MSG_MISSING,
         ErrorSource::Downstream,
     )
     .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
@@ -351,17 +441,16 @@ pub fn request_version(
     })
 }
 
-/// Runs the JWT phases for one request.
-#[allow(clippy::too_many_arguments)]
-pub async fn authenticate_jwt(
+/// Authenticates a JWT request: verifies the token, finds the identity, the OAuth client and the
+/// policies, builds the effective policy and creates or refreshes the identity's session (before
+/// authorisation, as in Tyk, where the JWT middleware stores the session before the access-rights
+/// middleware runs). Authorisation is [`authorize`], a phase of its own.
+pub async fn authenticate(
     validator: &JwtValidator,
     def: &ApiDefinition,
     token: &str,
     snapshot: &Snapshot,
     sessions: &SessionStore,
-    version: Option<&str>,
-    rel_path: &str,
-    method: &str,
 ) -> Result<AuthContext, GatewayError> {
     let verified = validator.validate(token).await.map_err(|e| jwt_error(&e))?;
     let now = gatehouse_jwt::unix_now();
@@ -392,7 +481,7 @@ pub async fn authenticate_jwt(
     let effective = snapshot
         .effective_policy(&ids)
         .map_err(|e| authz_error(&e))?;
-    let state = sessions.upsert(
+    let session = sessions.upsert(
         &session_key,
         &identity,
         &effective,
@@ -400,22 +489,36 @@ pub async fn authenticate_jwt(
         client_id.clone(),
         now,
     );
-    session::authorize(
-        &effective,
-        &state,
-        now,
-        &def.api_id,
-        version,
-        rel_path,
-        method,
-    )
-    .map_err(|e| authz_error(&e))?;
     Ok(AuthContext {
         identity,
         client_id,
         developer_id: portal_client.map(|c| c.developer_id.clone()),
         effective,
+        session,
+        now,
     })
+}
+
+/// Authorises an authenticated request ([`session::authorize`]: inactive, expired, the API and
+/// version in the access rights, `allowed_urls`). `rel_path` is the normalised request path
+/// relative to the listen path.
+pub fn authorize(
+    auth: &AuthContext,
+    api_id: &str,
+    version: Option<&str>,
+    rel_path: &str,
+    method: &str,
+) -> Result<(), GatewayError> {
+    session::authorize(
+        &auth.effective,
+        &auth.session,
+        auth.now,
+        api_id,
+        version,
+        rel_path,
+        method,
+    )
+    .map_err(|e| authz_error(&e))
 }
 
 impl Snapshot {
@@ -461,13 +564,13 @@ mod tests {
         ] {
             let mut h = HeaderMap::new();
             h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
-            assert_eq!(l.extract(&h, &uri).as_deref(), Some(want), "{v}");
+            assert_eq!(l.extract(&h, &uri).unwrap().as_deref(), Some(want), "{v}");
         }
-        assert!(l.extract(&HeaderMap::new(), &uri).is_none());
+        assert!(l.extract(&HeaderMap::new(), &uri).unwrap().is_none());
     }
 
     #[test]
-    fn param_and_cookie_override_the_header_and_can_be_stripped() {
+    fn each_configured_place_is_read_and_can_be_stripped() {
         let l = loc(AuthConfig {
             auth_header_name: "X-Token".into(),
             use_param: true,
@@ -477,18 +580,64 @@ mod tests {
             ..Default::default()
         });
         let mut h = HeaderMap::new();
-        h.insert("x-token", HeaderValue::from_static("from-header"));
         let mut uri: Uri = "/p?a=1&access_token=from%2Dparam&b=2".parse().unwrap();
-        assert_eq!(l.extract(&h, &uri).as_deref(), Some("from-param"));
+        assert_eq!(l.extract(&h, &uri).unwrap().as_deref(), Some("from-param"));
         h.insert(
             header::COOKIE,
             HeaderValue::from_static("x=1; tok=from-cookie"),
         );
-        assert_eq!(l.extract(&h, &uri).as_deref(), Some("from-cookie"));
+        h.insert("x-token", HeaderValue::from_static("from-header"));
         l.strip(&mut h, &mut uri);
         assert!(h.get("x-token").is_none());
         assert_eq!(h[header::COOKIE], "x=1");
         assert_eq!(uri.to_string(), "/p?a=1&b=2");
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("tok=c"));
+        assert_eq!(l.extract(&h, &uri).unwrap().as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn a_credential_found_twice_is_refused() {
+        let l = loc(AuthConfig {
+            use_param: true,
+            param_name: "t".into(),
+            use_cookie: true,
+            cookie_name: "t".into(),
+            ..Default::default()
+        });
+        let plain: Uri = "/p".parse().unwrap();
+        let mut two_headers = HeaderMap::new();
+        two_headers.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer a"));
+        two_headers.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer b"));
+        assert_eq!(l.extract(&two_headers, &plain), Err(DuplicateCredential));
+        let mut one = HeaderMap::new();
+        one.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer a"));
+        let with_param: Uri = "/p?t=b".parse().unwrap();
+        assert_eq!(l.extract(&one, &with_param), Err(DuplicateCredential));
+        let two_params: Uri = "/p?t=a&x=1&t=b".parse().unwrap();
+        assert_eq!(
+            l.extract(&HeaderMap::new(), &two_params),
+            Err(DuplicateCredential)
+        );
+        let mut two_cookies = HeaderMap::new();
+        two_cookies.append(header::COOKIE, HeaderValue::from_static("t=a"));
+        two_cookies.append(header::COOKIE, HeaderValue::from_static("y=2; t=b"));
+        assert_eq!(l.extract(&two_cookies, &plain), Err(DuplicateCredential));
+        let mut cookie_and_header = one.clone();
+        cookie_and_header.insert(header::COOKIE, HeaderValue::from_static("t=c"));
+        assert_eq!(
+            l.extract(&cookie_and_header, &plain),
+            Err(DuplicateCredential)
+        );
+        // Empty values are absent, not duplicates.
+        let empty_param: Uri = "/p?t=".parse().unwrap();
+        assert_eq!(l.extract(&one, &empty_param).unwrap().as_deref(), Some("a"));
+        // Places that are not configured do not count.
+        let header_only = loc(AuthConfig::default());
+        assert_eq!(
+            header_only.extract(&one, &with_param).unwrap().as_deref(),
+            Some("a")
+        );
     }
 
     #[test]
@@ -499,6 +648,6 @@ mod tests {
         });
         let mut h = HeaderMap::new();
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("abc"));
-        assert!(l.extract(&h, &"/".parse().unwrap()).is_none());
+        assert!(l.extract(&h, &"/".parse().unwrap()).unwrap().is_none());
     }
 }

@@ -9,8 +9,10 @@
 //! - [`snapshot`]: [`snapshot::Snapshot`], the immutable routing table and per-API runtime built
 //!   from the store; [`Gateway`] holds the current one in an `ArcSwap` and swaps it atomically on
 //!   every configuration change, so in-flight requests finish on the snapshot they started with.
-//! - [`pipeline`]: the request path, phase by phase (route → authenticate → authorise → limits →
-//!   upstream request → response).
+//! - [`pipeline`]: the [`Gateway`] and the order of the request phases (head checks → path
+//!   normalisation → route → version → API rate limit → authenticate → authorise → session limits
+//!   → request transforms → upstream → response transforms → log), over one
+//!   [`context::RequestCtx`]; [`phases`] holds the synchronous phases, each tested on its own.
 //! - [`upstream`]: the pooled keep-alive upstream client (HTTP/1.1, http and https with system
 //!   roots) and header rewriting (hop-by-hop removal, `X-Forwarded-*`).
 //! - [`limited`]: request body size limits (413).
@@ -20,9 +22,11 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod context;
 pub mod errors;
 pub mod limited;
 pub mod limits;
+pub mod phases;
 pub mod pipeline;
 pub mod server;
 pub mod snapshot;
@@ -65,6 +69,23 @@ pub struct GatewayConfig {
     /// TLS to upstreams (extra CA, client certificate); `None`: system roots, no client
     /// certificate. Built by [`tls::upstream_client_config`].
     pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
+    /// How request paths are normalised before routing.
+    pub path_policy: gatehouse_domain::path::PathPolicy,
+    /// The statuses of authentication and quota errors.
+    pub status_mode: StatusMode,
+}
+
+/// The statuses the gateway answers authentication and quota errors with. The messages are Tyk's
+/// in both modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatusMode {
+    /// Standards-correct (RFC 6750, RFC 6585): no or a bad token → 401 with `WWW-Authenticate`;
+    /// an exhausted quota → 429 with `Retry-After`.
+    #[default]
+    Standard,
+    /// Exactly Tyk's: no token → 400; a malformed, badly signed or unverifiable token → 403; a
+    /// time-claim failure → 401; an exhausted quota → 403. For clients written against Tyk.
+    Tyk,
 }
 
 impl Default for GatewayConfig {
@@ -79,6 +100,8 @@ impl Default for GatewayConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             upstream_tls: None,
+            path_policy: gatehouse_domain::path::PathPolicy::default(),
+            status_mode: StatusMode::Standard,
         }
     }
 }

@@ -1,22 +1,30 @@
-//! The request path.
+//! The request path: the [`Gateway`] and the order of its phases.
 //!
-//! Phases, in order (each a small function over the request and the API's runtime):
-//! 1. **route**: `/hello` is the health answer; otherwise the longest listen path wins, no match or
-//!    an inactive API is 404;
-//! 2. **authenticate**: keyless APIs pass; JWT APIs verify the token (see `auth`); APIs with an
-//!    unsupported Tyk auth method are refused (401);
-//! 3. **upstream request**: the path (listen path stripped when asked) joined onto the target,
-//!    hop-by-hop headers dropped, `X-Forwarded-*` set, `Host` rewritten unless preserved, body
-//!    streamed;
-//! 4. **response**: hop-by-hop headers dropped, body streamed back; refused connection 502, no
-//!    answer within the response timeout 504.
+//! Every request goes through named phases over one [`RequestCtx`] (made by the route phase),
+//! each a small function that either records what it concluded in the context or ends the
+//! request with a JSON error ([`GatewayError`]):
+//!
+//! | # | phase | where | refuses with |
+//! |---|---|---|---|
+//! | 0 | own paths (`/hello`, the metrics path) | [`Gateway::handle`] | |
+//! | 1 | head checks: one `Host`, head size | [`phases::check_head`] | 400, 431 |
+//! | 2 | path normalisation (once; the result is routed, checked and forwarded) | [`phases::normalize`] | 400 |
+//! | 3 | route by host and listen path | [`phases::route`] | 404 |
+//! | 4 | version | [`phases::select_version`] | 403 |
+//! | 5 | API rate limit (`global_rate_limit`) | `Gateway::api_rate_limit` | 429, 503 |
+//! | 6 | authenticate (token, identity, policies, session) | `Gateway::authenticate` | 400, 401, 403, 503 |
+//! | 7 | authorise (access rights, versions, `allowed_urls`) | [`auth::authorize`] | 401, 403 |
+//! | 8 | session limits (rate limit and quota) | `Gateway::session_limits` | 429 (403), 503 |
+//! | 9 | request transforms (credential, hop-by-hop, `X-Forwarded-*`, `Host`) | [`phases::request_transforms`] | |
+//! | 10 | upstream (body limit, the call) | `Gateway::upstream` | 400, 413, 502, 504 |
+//! | 11 | response transforms (hop-by-hop, version, `X-RateLimit-*`) | [`phases::response_transforms`] | |
+//! | 12 | log (metrics, access log, analytics when the body ends) | [`Exchange`] | |
 //!
 //! Telemetry runs alongside: the request id is taken from `X-Request-Id` or generated, forwarded
-//! upstream and returned on every answer; each phase tells the request's
-//! [`Exchange`](gatehouse_telemetry::Exchange) what it concluded (API, authentication outcome,
-//! limit, error source, caller, upstream latency); both bodies are counted as they stream, and
-//! the metrics and the access log line are recorded when the response body ends.
-//! `/metrics` (the configured path) is answered before routing, like `/hello`.
+//! upstream and returned on every answer; each phase tells the request's [`Exchange`] what it
+//! concluded (API, authentication outcome, limit, error source, caller, upstream latency); both
+//! bodies are counted as they stream, and the metrics and the access log line are recorded when
+//! the response body ends.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,12 +45,14 @@ use gatehouse_telemetry::{
 };
 
 use crate::auth::{self, SessionStore};
+use crate::context::RequestCtx;
 use crate::errors::{ErrorSource, GatewayBody, GatewayError};
-use crate::limited::LimitedBody;
+use crate::limited::{BodyState, LimitedBody};
 use crate::limits::Limiters;
+use crate::phases;
 use crate::snapshot::{ApiAuth, ApiRuntime};
 use crate::upstream::{self, UpstreamClient};
-use crate::{GatewayConfig, SharedSnapshot};
+use crate::{GatewayConfig, SharedSnapshot, StatusMode};
 
 /// The body of every answer as sent: the gateway's body, counted, completing the request's
 /// telemetry when it ends.
@@ -69,6 +79,9 @@ pub struct Gateway {
     limiters: Limiters,
     telemetry: Arc<Telemetry>,
     connections: crate::server::ConnectionStats,
+    /// Set when shutdown begins: HTTP/1 answers then carry `Connection: close`, so keep-alive
+    /// clients move to another process between requests instead of losing one.
+    closing: AtomicBool,
 }
 
 impl Gateway {
@@ -94,6 +107,7 @@ impl Gateway {
             limiters,
             telemetry,
             connections: crate::server::ConnectionStats::default(),
+            closing: AtomicBool::new(false),
         })
     }
 
@@ -117,6 +131,12 @@ impl Gateway {
         &self.limiters
     }
 
+    /// Starts closing: from now on every HTTP/1 answer carries `Connection: close` (HTTP/2
+    /// connections get GOAWAY from the graceful shutdown).
+    pub fn begin_close(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+
     /// The shared snapshot (the watcher swaps it).
     pub fn snapshot(&self) -> &SharedSnapshot {
         &self.snapshot
@@ -131,6 +151,7 @@ impl Gateway {
         tls: bool,
     ) -> Response<ResponseBody> {
         let start = Instant::now();
+        let close = self.closing.load(Ordering::Relaxed) && req.version() < Version::HTTP_2;
         let request_id = telemetry::request_id::take_or_generate(req.headers_mut());
         let path = req.uri().path();
         let own = if path == "/hello" {
@@ -146,6 +167,10 @@ impl Gateway {
         };
         if let Some(mut resp) = own {
             resp.headers_mut().insert(X_REQUEST_ID, request_id);
+            if close {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             return resp.map(ObservedBody::unobserved);
         }
         let mut ex = self
@@ -167,129 +192,175 @@ impl Gateway {
             }
         };
         resp.headers_mut().insert(X_REQUEST_ID, request_id);
+        if close {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         ex.finish(resp)
     }
 
     async fn handle_inner(
         &self,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         remote: SocketAddr,
         tls: bool,
         ex: &mut Exchange,
     ) -> Result<Response<GatewayBody>, GatewayError> {
-        let snapshot = self.snapshot.load_full();
-        let (api, prefix_len) = {
-            let m = snapshot
-                .routes
-                .lookup(req.uri().path())
-                .ok_or_else(GatewayError::not_found)?;
-            (Arc::clone(m.value), m.prefix.len())
-        };
-        ex.set_api(&api);
-        let def = &api.def;
-
-        // The API-wide limit comes first: it protects the upstream and the token checks alike.
-        if let Some(limit) = Limit::from_tyk(def.global_rate_limit.rate, def.global_rate_limit.per)
-        {
-            let key = format!("rate-limit-api-{{{}}}", def.api_id);
-            match self.limiters.global.check(&key, limit).await {
-                Ok(d) if !d.allowed => {
-                    ex.rejected(LimitKind::ApiRate);
-                    return Err(too_many("API Rate Limit Exceeded", d.retry_after_secs()));
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    ex.set_outcome(AuthOutcome::LimitsUnavailable);
-                    return Err(limits_unavailable(&e));
-                }
+        let (mut head, body) = req.into_parts();
+        phases::check_head(&head, self.cfg.max_header_bytes)?;
+        phases::normalize(&mut head, self.cfg.path_policy)?;
+        let mut ctx = phases::route(
+            self.snapshot.load_full(),
+            &head,
+            remote,
+            tls,
+            gatehouse_jwt::unix_now(),
+        )?;
+        ex.set_api(&ctx.api);
+        phases::select_version(&mut ctx, &head)?;
+        self.api_rate_limit(&ctx, ex).await?;
+        if !ctx.skip_auth {
+            self.authenticate(&mut ctx, &head, ex).await?;
+            if let Some(a) = &ctx.auth {
+                auth::authorize(
+                    a,
+                    &ctx.api.def.api_id,
+                    ctx.version_name(),
+                    ctx.rel_path(head.uri.path()),
+                    head.method.as_str(),
+                )
+                .inspect_err(|e| ex.set_outcome(auth_outcome(e)))?;
+                self.session_limits(&mut ctx, ex).await?;
+                ex.set_outcome(AuthOutcome::Ok);
             }
         }
+        let client_version = head.version;
+        phases::request_transforms(&ctx, &mut head);
+        let resp = self.upstream(&ctx, head, body, ex).await?;
+        let (mut parts, body) = resp.into_parts();
+        phases::response_transforms(&ctx, client_version, &mut parts);
+        Ok(Response::from_parts(parts, body))
+    }
 
-        let mut limit_headers: Option<Decision> = None;
+    /// The API-wide limit (`global_rate_limit`) comes before authentication: it protects the
+    /// upstream and the token checks alike.
+    async fn api_rate_limit(
+        &self,
+        ctx: &RequestCtx,
+        ex: &mut Exchange,
+    ) -> Result<(), GatewayError> {
+        let def = &ctx.api.def;
+        let Some(limit) = Limit::from_tyk(def.global_rate_limit.rate, def.global_rate_limit.per)
+        else {
+            return Ok(());
+        };
+        let key = format!("rate-limit-api-{{{}}}", def.api_id);
+        match self.limiters.global.check(&key, limit).await {
+            Ok(d) if !d.allowed => {
+                ex.rejected(LimitKind::ApiRate);
+                Err(too_many("API Rate Limit Exceeded", d.retry_after_secs()))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                ex.set_outcome(AuthOutcome::LimitsUnavailable);
+                Err(limits_unavailable(&e))
+            }
+        }
+    }
+
+    /// **Authenticate**: keyless APIs pass; JWT APIs read the one credential, verify it and find
+    /// the identity, policies and session ([`auth::authenticate`]); an API with an unsupported
+    /// Tyk auth method is refused (401), a misconfigured one is 500.
+    async fn authenticate(
+        &self,
+        ctx: &mut RequestCtx,
+        head: &http::request::Parts,
+        ex: &mut Exchange,
+    ) -> Result<(), GatewayError> {
+        let api = Arc::clone(&ctx.api);
         match &api.auth {
-            ApiAuth::Keyless => ex.set_outcome(AuthOutcome::Keyless),
+            ApiAuth::Keyless => {
+                ex.set_outcome(AuthOutcome::Keyless);
+                Ok(())
+            }
             ApiAuth::Unsupported => {
                 ex.set_outcome(AuthOutcome::Unsupported);
-                return Err(GatewayError::new(
+                Err(GatewayError::new(
                     StatusCode::UNAUTHORIZED,
                     "this API uses an authentication method Gatehouse does not support",
                     ErrorSource::Downstream,
-                ));
+                ))
             }
             ApiAuth::Misconfigured(why) => {
                 ex.set_outcome(AuthOutcome::Misconfigured);
-                tracing::error!(api_id = %def.api_id, problem = %why, "API authentication misconfigured");
-                return Err(GatewayError::new(
+                tracing::error!(api_id = %api.def.api_id, problem = %why, "API authentication misconfigured");
+                Err(GatewayError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "this API's authentication is misconfigured; the gateway log says why",
                     ErrorSource::Internal,
-                ));
+                ))
             }
             ApiAuth::Jwt {
                 validator,
                 location,
             } => {
-                let Some(token) = location.extract(req.headers(), req.uri()) else {
-                    ex.set_outcome(AuthOutcome::MissingToken);
-                    return Err(auth::missing_token());
+                let token = match location.extract(&head.headers, &head.uri) {
+                    Ok(Some(t)) => t,
+                    Ok(None) => {
+                        ex.set_outcome(AuthOutcome::MissingToken);
+                        return Err(self.status_mode(auth::missing_token()));
+                    }
+                    Err(dup) => {
+                        ex.set_outcome(AuthOutcome::InvalidToken);
+                        return Err(dup.to_error());
+                    }
                 };
-                let token = token.into_owned();
-                let path = req.uri().path();
-                let rel_path = match &path[prefix_len.min(path.len())..] {
-                    "" => "/",
-                    p => p,
-                };
-                let version = auth::request_version(def, req.headers(), req.uri(), rel_path);
-                let mut ctx = auth::authenticate_jwt(
-                    validator,
-                    def,
-                    &token,
-                    &snapshot,
-                    &self.sessions,
-                    version.as_deref(),
-                    rel_path,
-                    req.method().as_str(),
-                )
-                .await
-                .inspect_err(|e| ex.set_outcome(auth_outcome(e)))?;
+                let mut a =
+                    auth::authenticate(validator, &api.def, &token, &ctx.snapshot, &self.sessions)
+                        .await
+                        .map_err(|e| {
+                            ex.set_outcome(auth_outcome(&e));
+                            self.status_mode(e)
+                        })?;
                 // The caller is known before the limits, so a 429 is attributed to its client.
                 // The ids are moved (the limits need only the identity, copied for the access
                 // log alone).
                 if ex.wants_caller() {
                     let identity = if ex.wants_identity() {
-                        ctx.identity.clone()
+                        a.identity.clone()
                     } else {
                         String::new()
                     };
-                    ex.set_caller(identity, ctx.client_id.take(), ctx.developer_id.take());
+                    ex.set_caller(identity, a.client_id.take(), a.developer_id.take());
                 }
-                limit_headers = self.session_limits(def, &ctx, ex).await?;
-                ex.set_outcome(AuthOutcome::Ok);
-                if def.strip_auth_data {
-                    let (parts, body) = req.into_parts();
-                    let mut parts = parts;
-                    location.strip(&mut parts.headers, &mut parts.uri);
-                    req = Request::from_parts(parts, body);
-                }
+                ctx.auth = Some(a);
+                Ok(())
             }
         }
-        let mut resp = self.forward(req, &api, prefix_len, remote, tls, ex).await?;
-        if let Some(d) = limit_headers {
-            set_limit_headers(resp.headers_mut(), &d);
-        }
-        Ok(resp)
     }
 
-    /// The session's rate limit and quota on this API; returns the decision for the
+    /// In [`StatusMode::Tyk`], an authentication error gets Tyk's status instead of ours.
+    fn status_mode(&self, e: GatewayError) -> GatewayError {
+        match self.cfg.status_mode {
+            StatusMode::Standard => e,
+            StatusMode::Tyk => auth::tyk_status(e),
+        }
+    }
+
+    /// **Session limits**: the session's rate limit and quota on this API, counted by identity
+    /// and allowance scope (all tokens of one identity share them); records the decision for the
     /// `X-RateLimit-*` headers.
     async fn session_limits(
         &self,
-        def: &gatehouse_domain::api::ApiDefinition,
-        ctx: &auth::AuthContext,
+        ctx: &mut RequestCtx,
         ex: &mut Exchange,
-    ) -> Result<Option<Decision>, GatewayError> {
-        let Some(limits) = ctx.effective.limits_for(&def.api_id) else {
-            return Ok(None);
+    ) -> Result<(), GatewayError> {
+        let def = &ctx.api.def;
+        let Some(a) = &ctx.auth else {
+            return Ok(());
+        };
+        let Some(limits) = a.effective.limits_for(&def.api_id) else {
+            return Ok(());
         };
         let scope = if limits.scope_key.is_empty() {
             String::new()
@@ -303,10 +374,10 @@ impl Gateway {
             .then(|| limits.quota.and_then(|(m, r)| QuotaLimit::from_tyk(m, r)))
             .flatten();
         if rate.is_none() && quota.is_none() {
-            return Ok(None);
+            return Ok(());
         }
         // The identity in braces: a Redis Cluster hash tag, so both keys share a slot.
-        let who = format!("{scope}{{{}:{}}}", def.org_id, ctx.identity);
+        let who = format!("{scope}{{{}:{}}}", def.org_id, a.identity);
         let rate_key = format!("rate-limit-{who}");
         let quota_key = format!("quota-{who}");
         let d = self
@@ -323,38 +394,47 @@ impl Gateway {
             })?;
         let header = d.header_decision(HeaderSource::Quota).copied();
         let (kind, message) = match d.verdict {
-            Verdict::Allowed => return Ok(header),
+            Verdict::Allowed => {
+                ctx.limit_headers = header;
+                return Ok(());
+            }
             Verdict::RateLimited => (LimitKind::Rate, "Rate Limit Exceeded"),
             Verdict::QuotaExceeded => (LimitKind::Quota, "Quota exceeded"),
         };
         ex.rejected(kind);
-        Err(with_limit_headers(
+        let mut e = with_limit_headers(
             too_many(message, d.retry_after().map(|r| r.as_secs().max(1))),
             header.as_ref(),
-        ))
+        );
+        if kind == LimitKind::Quota && self.cfg.status_mode == StatusMode::Tyk {
+            e.status = StatusCode::FORBIDDEN;
+        }
+        Err(e)
     }
 
-    /// Sends the request upstream and streams the answer back.
-    async fn forward(
+    /// **Upstream**: the body limit (the API's `global_size_limit`, else `max_request_body`:
+    /// 413 up front on a known length, else the stream is cut at the limit), the normalised path
+    /// joined onto the target (listen path stripped when `strip_listen_path`), the call, and the
+    /// answer streamed back. Refused connection 502; no answer in time 504; a client's broken
+    /// body 400.
+    async fn upstream(
         &self,
-        req: Request<Incoming>,
-        api: &ApiRuntime,
-        prefix_len: usize,
-        remote: SocketAddr,
-        tls: bool,
+        ctx: &RequestCtx,
+        mut head: http::request::Parts,
+        body: Incoming,
         ex: &mut Exchange,
     ) -> Result<Response<GatewayBody>, GatewayError> {
-        let (mut parts, body) = req.into_parts();
-        let client_version = parts.version;
-        let path = parts.uri.path();
-        let prefix = &path[..prefix_len.min(path.len())];
+        let api = &ctx.api;
+        let target = ctx.target();
+        let path = head.uri.path();
+        let prefix = &path[..ctx.prefix_len.min(path.len())];
         let mut pq = upstream_path(
-            &api.target.base_path,
+            &target.base_path,
             path,
             prefix,
             api.def.proxy.strip_listen_path,
         );
-        if let Some(q) = parts.uri.query() {
+        if let Some(q) = head.uri.query() {
             pq.push('?');
             pq.push_str(q);
         }
@@ -366,8 +446,8 @@ impl Gateway {
             )
         })?;
         let uri = Uri::builder()
-            .scheme(api.target.scheme.clone())
-            .authority(api.target.authority.clone())
+            .scheme(target.scheme.clone())
+            .authority(target.authority.clone())
             .path_and_query(pq)
             .build()
             .map_err(|e| {
@@ -378,32 +458,10 @@ impl Gateway {
                 )
             })?;
 
-        // The client's host: the Host header (HTTP/1.1) or the :authority (HTTP/2).
-        let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        let headers = &mut parts.headers;
-        upstream::strip_hop_by_hop(headers);
-        upstream::set_forwarded(
-            headers,
-            remote.ip(),
-            if tls { "https" } else { "http" },
-            client_host.clone(),
-        );
-        let host = if api.def.proxy.preserve_host_header {
-            client_host.unwrap_or_else(|| api.target.host_header.clone())
-        } else {
-            api.target.host_header.clone()
-        };
-        headers.insert(header::HOST, host);
-
         // Body size: refuse at once when the length is known, else stop the stream at the limit.
-        let limit = api.def.request_size_limit().or(self.cfg.max_request_body);
+        let limit = api.body_limit.or(self.cfg.max_request_body);
         if let Some(limit) = limit
-            && let Some(len) = parts
+            && let Some(len) = head
                 .headers
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
@@ -412,39 +470,44 @@ impl Gateway {
         {
             return Err(body_too_large(limit));
         }
-        // The flag (one allocation) exists only for requests that have a limit.
-        let tripped = limit.map(|_| Arc::new(AtomicBool::new(false)));
-        let body = LimitedBody::new(body, limit.zip(tripped.clone()));
-        let mut up = Request::from_parts(parts, ex.count_request_body(body));
-        *up.uri_mut() = uri;
-        *up.version_mut() = Version::HTTP_11;
+        // The body's state (one allocation) exists only for requests that have a body.
+        let state =
+            (!http_body::Body::is_end_stream(&body)).then(|| Arc::new(BodyState::default()));
+        let body = LimitedBody::new(body, limit, state.clone());
+        head.uri = uri;
+        head.version = Version::HTTP_11;
+        let up = Request::from_parts(head, ex.count_request_body(body));
 
         let sent = Instant::now();
         let answer =
             tokio::time::timeout(self.cfg.upstream_response_timeout, self.client.request(up)).await;
         ex.set_upstream_latency(sent.elapsed());
-        let resp = match answer {
-            Err(_) => return Err(GatewayError::gateway_timeout()),
-            Ok(Err(_)) if tripped.as_ref().is_some_and(|t| t.load(Ordering::Relaxed)) => {
-                return Err(body_too_large(limit.unwrap_or(0)));
-            }
+        match answer {
+            Err(_) => Err(GatewayError::gateway_timeout()),
             Ok(Err(e)) => {
+                if let Some(state) = &state {
+                    if state.limit_exceeded() {
+                        return Err(body_too_large(limit.unwrap_or(0)));
+                    }
+                    if state.client_failed() {
+                        return Err(GatewayError::new(
+                            StatusCode::BAD_REQUEST,
+                            "the request body could not be read (a broken chunked encoding, or the \
+                             client stopped sending)",
+                            ErrorSource::Downstream,
+                        ));
+                    }
+                }
                 let detail = if e.is_connect() {
                     "connection refused or unreachable"
                 } else {
                     "connection closed before an answer"
                 };
                 tracing::warn!(api_id = %api.def.api_id, error = ?e, "upstream request failed");
-                return Err(GatewayError::bad_gateway(detail));
+                Err(GatewayError::bad_gateway(detail))
             }
-            Ok(Ok(r)) => r,
-        };
-        let (mut parts, body) = resp.into_parts();
-        upstream::strip_hop_by_hop(&mut parts.headers);
-        // Answer in the client's protocol version, whatever the upstream spoke (an HTTP/1.0
-        // upstream must not turn the client's keep-alive connection into HTTP/1.0).
-        parts.version = client_version;
-        Ok(Response::from_parts(parts, Either::Left(body)))
+            Ok(Ok(r)) => Ok(r.map(Either::Left)),
+        }
     }
 
     /// Tyk's health answer.
@@ -554,34 +617,9 @@ fn too_many(message: &str, retry_after: Option<u64>) -> GatewayError {
     e
 }
 
-const X_RATELIMIT_LIMIT: header::HeaderName = header::HeaderName::from_static("x-ratelimit-limit");
-const X_RATELIMIT_REMAINING: header::HeaderName =
-    header::HeaderName::from_static("x-ratelimit-remaining");
-const X_RATELIMIT_RESET: header::HeaderName = header::HeaderName::from_static("x-ratelimit-reset");
-
-/// `X-RateLimit-Limit`, `-Remaining`, and `-Reset` (unix seconds when the quota window ends or a
-/// rate slot frees, as Tyk sends the quota renewal time).
-fn limit_header_values(d: &Decision) -> [(header::HeaderName, HeaderValue); 3] {
-    let reset_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |n| n.as_secs())
-        + d.reset_secs();
-    [
-        (X_RATELIMIT_LIMIT, HeaderValue::from(d.limit)),
-        (X_RATELIMIT_REMAINING, HeaderValue::from(d.remaining)),
-        (X_RATELIMIT_RESET, HeaderValue::from(reset_at)),
-    ]
-}
-
-fn set_limit_headers(h: &mut http::HeaderMap, d: &Decision) {
-    for (k, v) in limit_header_values(d) {
-        h.insert(k, v);
-    }
-}
-
 fn with_limit_headers(mut e: GatewayError, d: Option<&Decision>) -> GatewayError {
     if let Some(d) = d {
-        e.headers.extend(limit_header_values(d));
+        e.headers.extend(phases::limit_header_values(d));
     }
     e
 }

@@ -47,6 +47,12 @@ content-length: 63\r\n\
 \r\n\
 {\"error\":\"the gateway is at its connection limit; retry later\"}";
 
+/// hyper's limit on a request head: twice the gateway's own (which answers a JSON 431), at
+/// least 16 KiB.
+fn hyper_head_limit(max_header_bytes: usize) -> usize {
+    max_header_bytes.saturating_mul(2).max(16 * 1024)
+}
+
 /// Client connection counters.
 #[derive(Debug, Default)]
 pub struct ConnectionStats {
@@ -95,12 +101,16 @@ pub async fn serve_with_tls(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(cfg.client_header_timeout)
-        .max_buf_size(cfg.max_header_bytes.max(8192))
+        // The request path answers heads over max_header_bytes with a JSON 431; hyper's own
+        // limit (a bodiless 431) only stops heads far larger, before they are buffered whole.
+        .max_buf_size(hyper_head_limit(cfg.max_header_bytes))
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX))
+        .max_header_list_size(
+            u32::try_from(hyper_head_limit(cfg.max_header_bytes)).unwrap_or(u32::MAX),
+        )
         .keep_alive_interval(Some(cfg.client_header_timeout))
         .keep_alive_timeout(cfg.client_header_timeout);
     let builder = Arc::new(builder);
@@ -179,6 +189,10 @@ pub async fn serve_with_tls(
     for (stream, remote) in drain_backlog(listener) {
         start(stream, remote);
     }
+    // Keep-alive clients that send another request during the linger get it answered with
+    // `Connection: close` (HTTP/1) and reconnect, to the next process in an upgrade; then the
+    // graceful shutdown closes idle connections and sends HTTP/2 GOAWAY.
+    gateway.begin_close();
     tokio::time::sleep(SHUTDOWN_LINGER).await;
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("gateway drained"),

@@ -3,9 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use gatehouse_domain::api::{ApiDefinition, AuthMode};
 use gatehouse_domain::policy::Policy;
-use gatehouse_domain::routing::RouteTable;
+use gatehouse_domain::routing::{Route, RouteTable};
 use gatehouse_domain::session::EffectivePolicy;
 use gatehouse_jwt::{JwksCache, JwtValidator, VerifiedTokenCache};
 use gatehouse_store::{ClientRow, StoredDoc};
@@ -20,37 +22,101 @@ use crate::auth::TokenLocation;
 pub struct Target {
     /// `http` or `https`.
     pub scheme: Scheme,
-    /// Host and port.
+    /// Host and port (never credentials).
     pub authority: Authority,
     /// The target URL's path, without a trailing `/` (often empty).
     pub base_path: String,
     /// The `Host` header to send when the client's is not preserved.
     pub host_header: HeaderValue,
+    /// `Authorization: Basic …` from credentials in the URL (`http://user:pass@host`), sent when
+    /// the request carries no `Authorization` of its own (as Go's HTTP client, and so Tyk, does).
+    pub basic_auth: Option<HeaderValue>,
 }
 
 impl Target {
     /// Parses a target URL (validated by the admin API, so errors here mean a corrupt store).
+    /// Credentials in the URL become [`Target::basic_auth`] and never reach `Host` or the
+    /// authority; error messages never repeat them.
     pub fn parse(url: &str) -> Result<Self, String> {
+        let shown = redact_userinfo(url);
         let uri: Uri = url
             .parse()
-            .map_err(|e| format!("target_url '{url}': {e}"))?;
+            .map_err(|e| format!("target_url '{shown}': {e}"))?;
         let scheme = uri
             .scheme()
             .cloned()
-            .ok_or_else(|| format!("target_url '{url}' has no scheme"))?;
-        let authority = uri
+            .ok_or_else(|| format!("target_url '{shown}' has no scheme"))?;
+        let full = uri
             .authority()
-            .cloned()
-            .ok_or_else(|| format!("target_url '{url}' has no host"))?;
+            .ok_or_else(|| format!("target_url '{shown}' has no host"))?
+            .as_str();
+        let (userinfo, hostport) = match full.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, full),
+        };
+        let authority: Authority = hostport
+            .parse()
+            .map_err(|e| format!("target_url '{shown}': {e}"))?;
+        if authority.host().is_empty() {
+            return Err(format!("target_url '{shown}' has no host"));
+        }
         let host_header = HeaderValue::from_str(authority.as_str())
-            .map_err(|e| format!("target_url '{url}': {e}"))?;
+            .map_err(|e| format!("target_url '{shown}': {e}"))?;
+        let basic_auth = match userinfo {
+            None => None,
+            Some(u) => {
+                let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+                let creds = format!("{}:{}", percent_decode(user), percent_decode(pass));
+                let mut v = HeaderValue::from_str(&format!("Basic {}", BASE64.encode(creds)))
+                    .map_err(|_| format!("target_url '{shown}': unusable credentials"))?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+        };
         Ok(Self {
             scheme,
             authority,
             base_path: uri.path().trim_end_matches('/').to_owned(),
             host_header,
+            basic_auth,
         })
     }
+}
+
+/// The URL with any `user:pass@` replaced by `***@`, for messages and logs.
+pub fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.into();
+    };
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***@{}", &url[..start], &url[start + at + 1..]).into(),
+        None => url.into(),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// How an API authenticates, prepared once per snapshot.
@@ -71,6 +137,15 @@ pub enum ApiAuth {
     Unsupported,
 }
 
+/// One version of a versioned API, prepared once per snapshot.
+#[derive(Debug)]
+pub struct VersionRuntime {
+    /// The version's name (the key in `version_data.versions`).
+    pub name: String,
+    /// `override_target`: where this version's requests go instead of the API's target.
+    pub override_target: Option<Target>,
+}
+
 /// Everything the request path needs about one API, prepared once per snapshot.
 #[derive(Debug)]
 pub struct ApiRuntime {
@@ -82,6 +157,8 @@ pub struct ApiRuntime {
     pub auth: ApiAuth,
     /// The API's own request body limit (Tyk's `global_size_limit`), read once per snapshot.
     pub body_limit: Option<u64>,
+    /// The versions of a versioned API (empty when `not_versioned`).
+    pub versions: Vec<VersionRuntime>,
 }
 
 /// The shared caches a snapshot's JWT validators use.
@@ -102,6 +179,21 @@ pub struct PortalClient {
     pub developer_id: String,
     /// Deleted: its tokens are refused.
     pub deleted: bool,
+}
+
+/// What this gateway node serves, from its own settings.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotOptions {
+    /// Node segmentation (Tyk's `tags`): when non-empty, only APIs carrying one of these tags are
+    /// served; a node without tags serves every API.
+    pub node_tags: Vec<String>,
+}
+
+impl SnapshotOptions {
+    /// Whether this node serves `def`.
+    pub fn serves(&self, def: &ApiDefinition) -> bool {
+        self.node_tags.is_empty() || def.tags.iter().any(|t| self.node_tags.contains(t))
+    }
 }
 
 /// An immutable configuration snapshot.
@@ -130,6 +222,7 @@ impl Snapshot {
         policies: &[StoredDoc],
         clients: &[ClientRow],
         deps: Option<&AuthDeps>,
+        opts: &SnapshotOptions,
     ) -> (Self, Vec<String>) {
         let mut problems = Vec::new();
         let mut routes = Vec::with_capacity(apis.len());
@@ -142,7 +235,15 @@ impl Snapshot {
                     continue;
                 }
             };
-            if !def.active {
+            if !def.active || !opts.serves(&def) {
+                continue;
+            }
+            if !gatehouse_domain::path::is_normal_listen_path(&def.proxy.listen_path) {
+                problems.push(format!(
+                    "API {}: listen path '{}' is not a normalised path and can never match; \
+                     save the API again with a normalised listen path",
+                    doc.id, def.proxy.listen_path
+                ));
                 continue;
             }
             let target = match Target::parse(&def.proxy.target_url) {
@@ -174,14 +275,34 @@ impl Snapshot {
                 },
             };
             let body_limit = def.request_size_limit();
+            let versions = if def.version_data.not_versioned {
+                Vec::new()
+            } else {
+                def.version_data
+                    .versions
+                    .keys()
+                    .map(|name| VersionRuntime {
+                        name: name.clone(),
+                        override_target: None,
+                    })
+                    .collect()
+            };
             let rt = Arc::new(ApiRuntime {
                 def,
                 target,
                 auth,
                 body_limit,
+                versions,
             });
             by_id.insert(doc.id.clone(), Arc::clone(&rt));
-            routes.push((rt.def.proxy.listen_path.clone(), rt));
+            // An internal API is never reachable from outside: it is not routed.
+            if !rt.def.internal {
+                routes.push(Route {
+                    domain: rt.def.domain.clone(),
+                    listen_path: rt.def.proxy.listen_path.clone(),
+                    value: rt,
+                });
+            }
         }
         let mut pols = HashMap::with_capacity(policies.len());
         for doc in policies {
@@ -215,10 +336,14 @@ impl Snapshot {
                 )
             })
             .collect();
+        let (routes, bad_domains) = RouteTable::with_domains(routes);
+        for (lp, e) in bad_domains {
+            problems.push(format!("API on {lp}: {e}"));
+        }
         (
             Self {
                 version,
-                routes: RouteTable::new(routes),
+                routes,
                 by_id,
                 policies: pols,
                 clients,
@@ -258,7 +383,7 @@ mod tests {
             ),
             doc("c", json!({"api_id": "c", "proxy": {"listen_path": 5}})),
         ];
-        let (s, problems) = Snapshot::build(7, &apis, &[], &[], None);
+        let (s, problems) = Snapshot::build(7, &apis, &[], &[], None, &SnapshotOptions::default());
         assert_eq!(s.version, 7);
         assert_eq!(s.routes.len(), 1);
         let m = s.routes.lookup("/a/x").unwrap();

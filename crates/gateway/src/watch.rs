@@ -15,13 +15,14 @@ use gatehouse_store::Store;
 use tokio::sync::Notify;
 
 use crate::SharedSnapshot;
-use crate::snapshot::{AuthDeps, Snapshot};
+use crate::snapshot::{AuthDeps, Snapshot, SnapshotOptions};
 
 /// Reloads the snapshot when the configuration changes.
 pub struct ConfigWatcher {
     store: Arc<dyn Store>,
     snapshot: SharedSnapshot,
     deps: AuthDeps,
+    options: SnapshotOptions,
     wake: Notify,
     poll_interval: Duration,
     /// Serialises reloads, so an older snapshot can never replace a newer one.
@@ -34,12 +35,14 @@ impl ConfigWatcher {
         store: Arc<dyn Store>,
         snapshot: SharedSnapshot,
         deps: AuthDeps,
+        options: SnapshotOptions,
         poll_interval: Duration,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             snapshot,
             deps,
+            options,
             wake: Notify::new(),
             poll_interval,
             reload_lock: tokio::sync::Mutex::new(()),
@@ -78,8 +81,14 @@ impl ConfigWatcher {
         let apis = self.store.list_apis().await?;
         let policies = self.store.list_policies().await?;
         let clients = self.store.list_clients(None, true).await?;
-        let (snap, problems) =
-            Snapshot::build(version, &apis, &policies, &clients, Some(&self.deps));
+        let (snap, problems) = Snapshot::build(
+            version,
+            &apis,
+            &policies,
+            &clients,
+            Some(&self.deps),
+            &self.options,
+        );
         for p in problems {
             tracing::error!(problem = %p, "configuration item skipped");
         }

@@ -440,3 +440,15 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
+
+/// A route key as an operator writes it: the listen path (`/` for the root), preceded by the
+/// domain when the API has one (`api.example.com/pay`).
+pub(crate) fn describe_route_key(route_key: &str) -> String {
+    if route_key.is_empty() {
+        "/".to_owned()
+    } else if route_key.contains('/') {
+        route_key.to_owned()
+    } else {
+        format!("{route_key}/")
+    }
+}

@@ -310,7 +310,7 @@ impl PostgresStore {
 
 /// The conflict on `proxy.listen_path` for `route_key`, naming the API (id, name) that holds it.
 fn listen_path_conflict(route_key: &str, other: Option<(String, String)>) -> StoreError {
-    let lp = if route_key.is_empty() { "/" } else { route_key };
+    let lp = crate::describe_route_key(route_key);
     StoreError::Conflict {
         field: "proxy.listen_path",
         message: match other {

@@ -269,7 +269,7 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db_err)?;
         if let Some((other_id, other_name)) = taken {
-            let lp = if route_key.is_empty() { "/" } else { route_key };
+            let lp = crate::describe_route_key(route_key);
             return Err(StoreError::Conflict {
                 field: "proxy.listen_path",
                 message: format!(

@@ -64,10 +64,9 @@
 //! the process registered those sources. The names are defined once, in [`names`].
 //!
 //! # Exposure
-//! `/metrics` on the gateway listener is public unless the network keeps it private: choose
-//! another path or `off` with the `metrics_path` setting, and scrape the dashboard listener
-//! instead where the gateway faces the internet. The metrics hold API ids and JWKS URLs, never
-//! identities or tokens.
+//! The gateway listener is public, so it answers no metrics unless `metrics_path` is set (e.g.
+//! `/metrics`, for a gateway the network keeps private); the dashboard listener always answers
+//! `/metrics`. The metrics hold API ids and JWKS URLs, never identities or tokens.
 //!
 //! # Access log, analytics and request ids
 //! See [`access_log`] (fields, queueing), [`analytics`] (per-minute aggregates) and
@@ -138,8 +137,9 @@ impl TelemetryConfig {
         access_log: Option<&str>,
     ) -> Result<Self, String> {
         let metrics_path = match metrics_path.map(str::trim) {
-            None => Some(DEFAULT_METRICS_PATH.to_owned()),
-            Some("off") => None,
+            // Off by default on the gateway listener, which is public: metrics name every API
+            // and its traffic. The dashboard listener always answers /metrics.
+            None | Some("off") => None,
             Some(p)
                 if p.starts_with('/')
                     && p.len() <= 256

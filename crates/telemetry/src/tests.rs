@@ -336,9 +336,10 @@ fn every_defined_metric_is_documented_and_exposed() {
 
 #[test]
 fn settings() {
+    // The gateway listener is public: no metrics there unless asked for.
     let d = TelemetryConfig::from_settings(None, None).unwrap();
-    assert_eq!(d, TelemetryConfig::default());
-    assert_eq!(d.metrics_path.as_deref(), Some("/metrics"));
+    assert_eq!(d.metrics_path, None);
+    assert_eq!(d.access_log, AccessLogTarget::Off);
     let c = TelemetryConfig::from_settings(Some("off"), Some("/tmp/a.log")).unwrap();
     assert_eq!(c.metrics_path, None);
     assert_eq!(c.access_log, AccessLogTarget::File("/tmp/a.log".into()));

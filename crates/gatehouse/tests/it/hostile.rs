@@ -14,11 +14,11 @@ use sha2::{Digest, Sha256};
 
 use crate::harness::{ADMIN_KEY, Server};
 
-const SECRET: &[u8] = b"gateway-hostile-hmac-secret-0123";
+pub(crate) const SECRET: &[u8] = b"gateway-hostile-hmac-secret-0123";
 const NOT_AUTHORIZED: &str = "Key not authorized";
 const UNEXPECTED: &str = "Key not authorized: Unexpected signing method";
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -27,7 +27,7 @@ fn now() -> i64 {
         .unwrap()
 }
 
-fn b64(bytes: &[u8], url: bool) -> String {
+pub(crate) fn b64(bytes: &[u8], url: bool) -> String {
     let alphabet: &[u8; 64] = if url {
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     } else {
@@ -69,7 +69,7 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
 }
 
 /// An HS256 token over exactly these header and payload texts.
-fn hs(header: &str, payload: &str) -> String {
+pub(crate) fn hs(header: &str, payload: &str) -> String {
     let input = format!(
         "{}.{}",
         b64url(header.as_bytes()),

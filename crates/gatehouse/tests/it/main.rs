@@ -12,5 +12,6 @@ mod jwt;
 mod limits;
 mod observability;
 mod outages;
+mod paths;
 mod secrets;
 mod tls;

@@ -184,7 +184,12 @@ async fn metrics_access_log_and_request_ids_with_a_real_idp() {
     let log_path = dir.path().join("access.log");
     let s = Server::start_with(
         dir.path(),
-        &["--access-log", log_path.to_str().unwrap()],
+        &[
+            "--access-log",
+            log_path.to_str().unwrap(),
+            "--metrics-path",
+            "/metrics",
+        ],
         Some(ADMIN_KEY),
     );
     let create = |path: &'static str, body: Value| {
