@@ -45,7 +45,7 @@
 //! # Matching and its holes
 //! A pattern is prepared as Tyk's `PreparePathRegexp` does (`{id}` → `([^/]+)`, `/*` → `/.*`) and,
 //! with Tyk's default options (no prefix or suffix matching, see
-//! [`MatchOptions`](crate::pathmatch::MatchOptions)), **searched anywhere** in the path. That is
+//! [`MatchOptions`]), **searched anywhere** in the path. That is
 //! how Tyk behaves, and it leaves holes a definition author may not expect:
 //!
 //! - a `white_list` entry `/allowed` also allows `/admin/x/allowed` and `/allowed-not`;
@@ -1092,6 +1092,14 @@ mod tests {
             (
                 json!({"black_list": [{"path": "/a", "method_actions": {}}]}),
                 "v.extended_paths.black_list.0.method_actions",
+            ),
+            (
+                json!({"black_list": [{"path": "/a", "method": "GET", "method_actions": {}}]}),
+                "v.extended_paths.black_list.0.method_actions",
+            ),
+            (
+                json!({"internal": [{"path": "/a", "method": "Get"}]}),
+                "v.extended_paths.internal.0.method",
             ),
             (
                 json!({"white_list": [{"path": "/a", "method_actions": {"GET":

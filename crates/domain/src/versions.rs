@@ -857,6 +857,14 @@ mod tests {
             s.expires_header(v).as_deref(),
             Some("Tue, 31 Dec 2030 23:59:00 UTC")
         );
+        // The API's expiration wins for the header, as in Tyk.
+        let both = set(json!({"expiration": "2030-12-31 23:59", "version_data": {
+            "not_versioned": true, "versions": {"Default": {"expires": "2029-01-01 00:00"}}}}));
+        let v = both.select(None, 0).unwrap();
+        assert_eq!(
+            both.expires_header(v).as_deref(),
+            Some("Tue, 31 Dec 2030 23:59:00 UTC")
+        );
         // A version's `expires` is not checked on a non-versioned API.
         let s = set(json!({"version_data": {"not_versioned": true, "versions": {
             "Default": {"name": "Default", "expires": "2000-01-01 00:00"}}}}));
