@@ -2,17 +2,21 @@
 //!
 //! An operator sends a Tyk Classic API definition (the JSON Tyk's gateway keeps in `apps/*.json` and
 //! Tyk's dashboard exchanges on `/api/apis`). Gatehouse keeps the document exactly as given (so a
-//! Tyk definition round-trips), reads the fields it acts on into [`ApiDefinition`], and reports every
-//! other field that carries a value in a `warnings` list, so someone migrating from Tyk sees at once
-//! what will not take effect.
+//! Tyk definition round-trips) and reads the fields it acts on into [`ApiDefinition`]. What happens
+//! to every other field is decided by the table in [`crate::compat`]: a field that restricts access
+//! and is not enforced makes the definition refused (400, naming the field); a field that only
+//! adds behaviour comes back in `warnings` with its consequence. Versions and endpoint rules are
+//! compiled by [`crate::versions::VersionSet`] to check them.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::ValidationError;
 use crate::ids;
+use crate::pathmatch::MatchOptions;
+use crate::versions::{VersionSet, parse_expiry};
 
 /// The fields of a Tyk Classic API definition that Gatehouse acts on. Every field is optional on
 /// the wire and takes Tyk's default when absent.
@@ -25,6 +29,12 @@ pub struct ApiDefinition {
     pub api_id: String,
     /// Owning organisation (kept; Gatehouse has a single organisation).
     pub org_id: String,
+    /// Dashboard slug; skipped after the listen path when the version is read from the URL.
+    #[serde(deserialize_with = "null_default")]
+    pub slug: String,
+    /// When a non-versioned API expires: Tyk's `YYYY-MM-DD HH:MM` (UTC), `""` or `-1` for never.
+    #[serde(deserialize_with = "null_default")]
+    pub expiration: String,
     /// An inactive API is not routed (404).
     pub active: bool,
     /// Tyk's `domain`: the API is served only for requests to this host (exact, `*.example.com`
@@ -47,6 +57,7 @@ pub struct ApiDefinition {
     /// A JWKS URL, a base64-encoded JWKS URL, or a base64-encoded PEM key / HMAC secret.
     pub jwt_source: String,
     /// Several JWKS endpoints, each with an optional cache timeout.
+    #[serde(deserialize_with = "null_default")]
     pub jwt_jwks_uris: Vec<JwksUri>,
     /// Claim holding the identity (literal key first, then a dotted path); falls back to `sub`.
     pub jwt_identity_base_field: String,
@@ -55,6 +66,7 @@ pub struct ApiDefinition {
     /// Claim holding the policy id (e.g. `pol`).
     pub jwt_policy_field_name: String,
     /// Policies applied when the token names none.
+    #[serde(deserialize_with = "null_default")]
     pub jwt_default_policies: Vec<String>,
     /// Leeway in seconds for `iat` in the future.
     pub jwt_issued_at_validation_skew: u64,
@@ -65,12 +77,15 @@ pub struct ApiDefinition {
     /// Tyk one-to-one mode only; kept, not acted on.
     pub jwt_skip_kid: bool,
     /// Legacy scope → policy mapping (Tyk: deprecated in favour of `scopes.jwt`).
+    #[serde(deserialize_with = "null_default")]
     pub jwt_scope_to_policy_mapping: BTreeMap<String, String>,
     /// Legacy name of the scope claim (default `scope`).
     pub jwt_scope_claim_name: String,
     /// Accepted `iss` values; empty accepts any (Gatehouse extension, Tyk OAS `allowedIssuers`).
+    #[serde(deserialize_with = "null_default")]
     pub jwt_allowed_issuers: Vec<String>,
     /// Accepted `aud` values, any one must match; empty accepts any (Tyk OAS `allowedAudiences`).
+    #[serde(deserialize_with = "null_default")]
     pub jwt_allowed_audiences: Vec<String>,
     /// New home of the scope mapping.
     pub scopes: Scopes,
@@ -79,6 +94,7 @@ pub struct ApiDefinition {
     /// Legacy location of the credential.
     pub auth: AuthConfig,
     /// Where each auth method reads its credential; key `jwt` for JWT.
+    #[serde(deserialize_with = "null_default")]
     pub auth_configs: BTreeMap<String, AuthConfig>,
     /// Remove the credential before proxying.
     pub strip_auth_data: bool,
@@ -100,6 +116,8 @@ impl Default for ApiDefinition {
             name: String::new(),
             api_id: String::new(),
             org_id: String::new(),
+            slug: String::new(),
+            expiration: String::new(),
             active: true,
             domain: String::new(),
             internal: false,
@@ -209,12 +227,15 @@ pub struct RateLimit {
     pub rate: f64,
     /// Window length in seconds.
     pub per: f64,
+    /// Tyk's `global_rate_limit.disabled`: the limit is not applied.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
 }
 
 impl RateLimit {
     /// Whether this limit restricts anything.
     pub fn is_enabled(&self) -> bool {
-        self.rate > 0.0 && self.per > 0.0
+        !self.disabled && self.rate > 0.0 && self.per > 0.0
     }
 }
 
@@ -225,8 +246,10 @@ pub struct VersionData {
     /// The API has a single, unnamed version (`Default`).
     pub not_versioned: bool,
     /// Version used when a request names none.
+    #[serde(deserialize_with = "null_default")]
     pub default_version: String,
-    /// Versions by name.
+    /// Versions by name, as given (compiled by [`VersionSet::compile`]).
+    #[serde(deserialize_with = "null_default")]
     pub versions: BTreeMap<String, Value>,
 }
 
@@ -240,16 +263,29 @@ impl Default for VersionData {
     }
 }
 
-/// `definition{location, key, strip_path}`: where the version name is read.
+/// `definition{…}`: where the version name is read (see [`crate::versions`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct VersionDefinition {
     /// `header`, `url-param` or `url`.
+    #[serde(deserialize_with = "null_default")]
     pub location: String,
     /// Header or parameter name.
+    #[serde(deserialize_with = "null_default")]
     pub key: String,
-    /// Remove the version from the path before forwarding (`url` location).
+    /// Remove the version from the path before forwarding (`url` location; older name of
+    /// `strip_versioning_data`).
+    #[serde(deserialize_with = "null_default")]
     pub strip_path: bool,
+    /// Remove the version header, query parameter or path segment before forwarding.
+    #[serde(deserialize_with = "null_default")]
+    pub strip_versioning_data: bool,
+    /// `url` location: only a segment matching this regular expression is stripped.
+    #[serde(deserialize_with = "null_default")]
+    pub url_versioning_pattern: String,
+    /// An unknown version is served by `default_version`.
+    #[serde(deserialize_with = "null_default")]
+    pub fallback_to_default: bool,
 }
 
 /// The algorithm families of `jwt_signing_method`.
@@ -315,6 +351,22 @@ impl ApiDefinition {
             .get("global_size_limit")
             .and_then(Value::as_u64)
             .filter(|n| *n > 0)
+    }
+
+    /// The API-level `expiration` as Unix seconds (UTC); `None` never expires. Tyk checks it only
+    /// for non-versioned APIs ([`VersionSet::select`] does). `Err` names the problem for a date
+    /// not in Tyk's `YYYY-MM-DD HH:MM` layout ([`validate_api`] refuses those).
+    pub fn expires_at(&self) -> Result<Option<i64>, String> {
+        parse_expiry(&self.expiration)
+    }
+
+    /// The API-wide rate limit as Tyk applies it: `global_rate_limit`, unless it is disabled or
+    /// the API has `disable_rate_limit` (which in Tyk also turns the API-wide limit off).
+    /// Per-endpoint limits ([`crate::endpoints::EndpointRules::rate_limit`]) replace it for the
+    /// requests they match.
+    pub fn api_rate_limit(&self) -> Option<RateLimit> {
+        (!self.disable_rate_limit && self.global_rate_limit.is_enabled())
+            .then_some(self.global_rate_limit)
     }
 
     /// Whether the API authenticates requests with some method Gatehouse does not support; such
@@ -447,17 +499,18 @@ pub fn validate_api(input: Value, path_id: Option<&str>) -> Result<ValidatedApi,
     if def.enable_jwt {
         validate_jwt(&def)?;
     }
-    for (name, v) in &def.version_data.versions {
-        if let Some(limit) = v.get("global_size_limit")
-            && has_value(limit)
-            && limit.as_u64().is_none()
-        {
-            return Err(ValidationError::new(
-                format!("version_data.versions.{name}.global_size_limit"),
-                "global_size_limit must be a whole number of bytes (0 for no limit)",
-            ));
-        }
+    // Tyk fields that restrict access and are not enforced are refused here, the others warned
+    // about (crate::compat). Unsupported auth switches are among the refused ones: Tyk would
+    // require them, together with a JWT when enable_jwt is set too.
+    let mut warnings = crate::compat::check_fields(crate::compat::API_FIELDS, &obj)?;
+    if def.auth_mode() == AuthMode::Unsupported {
+        return Err(ValidationError::new(
+            "use_keyless",
+            "no authentication method is set, so Tyk would require its auth tokens, which \
+             Gatehouse does not implement: set use_keyless or enable_jwt",
+        ));
     }
+    let versions = VersionSet::compile(&def, MatchOptions::default())?;
     if def.global_rate_limit.rate < 0.0 || def.global_rate_limit.per < 0.0 {
         return Err(ValidationError::new(
             "global_rate_limit",
@@ -471,7 +524,7 @@ pub fn validate_api(input: Value, path_id: Option<&str>) -> Result<ValidatedApi,
         ));
     }
 
-    let warnings = warnings_for(&obj, &def);
+    warnings.extend(version_warnings(&def, &versions));
     Ok(ValidatedApi {
         def,
         raw: Value::Object(obj),
@@ -548,7 +601,8 @@ pub fn normalize_listen_path(lp: &str) -> Result<String, String> {
 /// later change of that setting cannot silently shadow an API.)
 pub const RESERVED_PATHS: &[&str] = &["/hello", "/ready", "/metrics"];
 
-fn validate_http_url(s: &str) -> Result<(), String> {
+/// Checks an upstream URL: `http://` or `https://` with a host.
+pub(crate) fn validate_http_url(s: &str) -> Result<(), String> {
     if s.trim().is_empty() {
         return Err("a URL is required, e.g. \"http://127.0.0.1:9000\"".to_owned());
     }
@@ -562,134 +616,28 @@ fn validate_http_url(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Top-level fields Gatehouse acts on, or that only identify the document.
-const KNOWN_TOP: &[&str] = &[
-    // identity and bookkeeping
-    "name",
-    "api_id",
-    "org_id",
-    "id",
-    "_id",
-    "slug",
-    "tags",
-    "api_model",
-    "created_at",
-    "last_updated",
-    "expiration",
-    "domain",
-    "internal",
-    // acted on
-    "active",
-    "proxy",
-    "use_keyless",
-    "enable_jwt",
-    "jwt_signing_method",
-    "jwt_source",
-    "jwt_jwks_uris",
-    "jwt_identity_base_field",
-    "jwt_policy_field_name",
-    "jwt_default_policies",
-    "jwt_issued_at_validation_skew",
-    "jwt_expires_at_validation_skew",
-    "jwt_not_before_validation_skew",
-    "jwt_scope_to_policy_mapping",
-    "jwt_scope_claim_name",
-    "jwt_allowed_issuers",
-    "jwt_allowed_audiences",
-    "scopes",
-    "idp_client_id_mapping_disabled",
-    "auth",
-    "auth_configs",
-    "strip_auth_data",
-    "disable_rate_limit",
-    "disable_quota",
-    "global_rate_limit",
-    "version_data",
-    "definition",
-];
-
-const KNOWN_PROXY: &[&str] = &[
-    "listen_path",
-    "target_url",
-    "strip_listen_path",
-    "preserve_host_header",
-];
-
-const KNOWN_VERSION: &[&str] = &[
-    "name",
-    "expires",
-    "use_extended_paths",
-    "override_target",
-    "global_size_limit",
-];
-
-/// Tyk auth switches Gatehouse does not implement.
-const UNSUPPORTED_AUTH: &[&str] = &[
-    "use_standard_auth",
-    "use_oauth2",
-    "use_basic_auth",
-    "use_mutual_tls_auth",
-    "enable_signature_checking",
-    "use_openid",
-    "custom_plugin_auth_enabled",
-    "use_go_plugin_auth",
-    "enable_coprocess_auth",
-    "external_oauth",
-];
-
-fn warnings_for(obj: &Map<String, Value>, def: &ApiDefinition) -> Vec<String> {
+/// Warnings about version settings that Tyk, and so Gatehouse, ignores in this definition.
+fn version_warnings(def: &ApiDefinition, versions: &VersionSet) -> Vec<String> {
     let mut out = Vec::new();
-    for (k, v) in obj {
-        if KNOWN_TOP.contains(&k.as_str()) || !has_value(v) {
-            continue;
-        }
-        if UNSUPPORTED_AUTH.contains(&k.as_str()) {
-            out.push(format!(
-                "{k}: this authentication method is not supported by Gatehouse; \
-                 use use_keyless or enable_jwt"
-            ));
-        } else {
-            out.push(format!("{k}: kept but has no effect in Gatehouse"));
-        }
-    }
-    if let Some(Value::Object(p)) = obj.get("proxy") {
-        for (k, v) in p {
-            if !KNOWN_PROXY.contains(&k.as_str()) && has_value(v) {
-                out.push(format!("proxy.{k}: kept but has no effect in Gatehouse"));
-            }
-        }
-    }
-    if let Some(Value::Object(vd)) = obj.get("version_data")
-        && let Some(Value::Object(versions)) = vd.get("versions")
-    {
-        for (name, v) in versions {
-            if let Value::Object(v) = v {
-                for (k, val) in v {
-                    if !KNOWN_VERSION.contains(&k.as_str()) && has_value(val) {
-                        out.push(format!(
-                            "version_data.versions.{name}.{k}: kept but has no effect in Gatehouse"
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    if !def.jwt_client_base_field.is_empty() {
+    if versions.is_versioned() && versions.api_expires_at().is_some() {
         out.push(
-            "jwt_client_base_field: Tyk keys do not exist in Gatehouse; \
-             portal-registered clients get their catalogue policy instead"
+            "expiration: Tyk checks it only on an API with not_versioned true, so this API does \
+             not expire; set expires on each version instead"
                 .to_owned(),
         );
     }
-    if def.jwt_skip_kid {
-        out.push("jwt_skip_kid: only meaningful in Tyk's one-to-one mode; ignored".to_owned());
-    }
-    if def.auth_mode() == AuthMode::Unsupported {
-        out.push(
-            "no supported authentication mode: requests to this API are refused (401) \
-             until use_keyless or enable_jwt is set"
-                .to_owned(),
-        );
+    if !versions.is_versioned() {
+        for (name, v) in &def.version_data.versions {
+            if v.get("expires")
+                .and_then(Value::as_str)
+                .is_some_and(|e| !e.is_empty() && e != "-1")
+            {
+                out.push(format!(
+                    "version_data.versions.{name}.expires: Tyk checks it only on a versioned API, \
+                     so this API does not expire; set expiration instead"
+                ));
+            }
+        }
     }
     out
 }
@@ -721,6 +669,13 @@ pub fn has_value(v: &Value) -> bool {
         Value::Array(a) => !a.is_empty(),
         Value::Object(o) => o.values().any(has_value),
     }
+}
+
+/// Go's JSON decoder leaves a field at its zero value for `null`; so does this.
+fn null_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Accepts seconds as a number or as a duration string (`"300s"`, `"5m"`, `"1h"`, `"250"`).
@@ -947,7 +902,6 @@ mod tests {
         d["enable_batch_request_support"] = json!(false); // a default: no warning
         d["custom_middleware"] = json!({"pre": [], "post": []}); // empty: no warning
         d["proxy"]["enable_load_balancing"] = json!(true);
-        d["use_basic_auth"] = json!(true);
         d["version_data"] = json!({"not_versioned": true, "versions": {"Default": {
             "name": "Default", "use_extended_paths": true,
             "extended_paths": {"transform": [{"path": "/x"}]}}}});
@@ -955,27 +909,192 @@ mod tests {
         assert_eq!(v.raw["CORS"]["allowed_origins"], json!(["*"]));
         assert_eq!(v.raw["enable_batch_request_support"], json!(false));
         let w = v.warnings.join("\n");
-        assert!(w.contains("CORS:"), "{w}");
-        assert!(w.contains("proxy.enable_load_balancing:"), "{w}");
         assert!(
-            w.contains("use_basic_auth: this authentication method is not supported"),
+            w.contains("CORS: (with CORS.enable) kept, not applied"),
             "{w}"
         );
         assert!(
-            w.contains("version_data.versions.Default.extended_paths:"),
+            w.contains("proxy.enable_load_balancing: kept, not applied: every request goes to"),
+            "{w}"
+        );
+        assert!(
+            w.contains("version_data.versions.Default.extended_paths.transform: kept, not applied"),
             "{w}"
         );
         assert!(!w.contains("enable_batch_request_support"), "{w}");
         assert!(!w.contains("custom_middleware"), "{w}");
+        assert_eq!(v.warnings.len(), 3, "{w}");
     }
 
     #[test]
-    fn no_auth_mode_is_accepted_with_a_warning_and_refused_at_the_gateway() {
+    fn restricting_fields_gatehouse_does_not_enforce_are_refused() {
+        for (field, value) in [
+            ("use_basic_auth", json!(true)),
+            ("use_standard_auth", json!(true)),
+            ("enable_signature_checking", json!(true)),
+            ("listen_port", json!(8443)),
+            ("is_oas", json!(true)),
+            ("client_certificates", json!(["cert-id"])),
+            (
+                "custom_middleware",
+                json!({"pre": [{"name": "deny", "path": "deny.js"}]}),
+            ),
+        ] {
+            let mut d = minimal();
+            d[field] = value;
+            let e = validate_api(d, None).unwrap_err();
+            assert_eq!(e.field, field, "{e:?}");
+            assert!(e.message.starts_with(&format!("{field}: ")), "{e:?}");
+        }
+        let mut d = minimal();
+        d["enable_ip_whitelisting"] = json!(true);
+        d["allowed_ips"] = json!(["10.0.0.0/8"]);
+        assert_eq!(validate_api(d, None).unwrap_err().field, "allowed_ips");
+        let mut d = minimal();
+        d["version_data"]["versions"]["Default"] = json!({"name": "Default",
+            "use_extended_paths": true,
+            "extended_paths": {"virtual": [{"path": "/v", "method": "GET",
+                                            "response_function_name": "f"}]}});
+        assert_eq!(
+            validate_api(d, None).unwrap_err().field,
+            "version_data.versions.Default.extended_paths.virtual"
+        );
+        // JWT together with another method would require both in Tyk: refused, not served as
+        // JWT only.
         let mut d = minimal();
         d["use_keyless"] = json!(false);
+        d["enable_jwt"] = json!(true);
+        d["jwt_signing_method"] = json!("rsa");
+        d["jwt_source"] = json!("http://127.0.0.1/jwks");
+        d["use_standard_auth"] = json!(true);
+        assert_eq!(
+            validate_api(d, None).unwrap_err().field,
+            "use_standard_auth"
+        );
+    }
+
+    #[test]
+    fn no_authentication_method_is_refused() {
+        let mut d = minimal();
+        d["use_keyless"] = json!(false);
+        let e = validate_api(d, None).unwrap_err();
+        assert_eq!(e.field, "use_keyless");
+        assert!(
+            e.message.contains("set use_keyless or enable_jwt"),
+            "{}",
+            e.message
+        );
+        // A stored definition from before still reads as unsupported (the gateway answers 401).
+        let stored = json!({"name": "x", "use_keyless": false,
+            "proxy": {"listen_path": "/x/", "target_url": "http://127.0.0.1:9"}});
+        let def = ApiDefinition::from_stored(&stored).unwrap();
+        assert_eq!(def.auth_mode(), AuthMode::Unsupported);
+    }
+
+    #[test]
+    fn versions_and_endpoint_rules_are_checked_when_saved() {
+        let mut d = minimal();
+        d["version_data"] = json!({"not_versioned": true, "versions": {"Default": {
+            "name": "Default", "use_extended_paths": true,
+            "extended_paths": {"black_list": [{"path": "/admin(", "method": "GET"}]}}}});
+        assert_eq!(
+            validate_api(d, None).unwrap_err().field,
+            "version_data.versions.Default.extended_paths.black_list.0.path"
+        );
+        let mut d = minimal();
+        d["expiration"] = json!("next year");
+        let e = validate_api(d, None).unwrap_err();
+        assert_eq!(e.field, "expiration");
+        assert!(e.message.contains("2006-01-02 15:04"), "{}", e.message);
+        let mut d = minimal();
+        d["definition"] = json!({"enabled": true, "name": "v1", "versions": {"v2": "api-2"}});
+        assert_eq!(
+            validate_api(d, None).unwrap_err().field,
+            "definition.enabled"
+        );
+    }
+
+    #[test]
+    fn expiry_settings_tyk_ignores_are_warned_about() {
+        let mut d = minimal();
+        d["expiration"] = json!("2030-01-01 00:00");
+        d["definition"] = json!({"location": "header", "key": "x-version"});
+        d["version_data"] = json!({"not_versioned": false, "default_version": "v1",
+            "versions": {"v1": {"name": "v1"}}});
         let v = validate_api(d, None).unwrap();
-        assert_eq!(v.def.auth_mode(), AuthMode::Unsupported);
-        assert!(v.warnings.iter().any(|w| w.contains("refused (401)")));
+        assert_eq!(v.def.expires_at(), Ok(Some(1_893_456_000)));
+        assert!(
+            v.warnings
+                .iter()
+                .any(|w| w.starts_with("expiration: Tyk checks it only"))
+        );
+        let mut d = minimal();
+        d["version_data"] = json!({"not_versioned": true, "versions": {"Default": {
+            "name": "Default", "expires": "2030-01-01 00:00"}}});
+        let v = validate_api(d, None).unwrap();
+        assert_eq!(
+            v.warnings,
+            vec![
+                "version_data.versions.Default.expires: Tyk checks it only on a versioned API, so \
+                 this API does not expire; set expiration instead"
+                    .to_owned()
+            ]
+        );
+        assert_eq!(v.def.expires_at(), Ok(None));
+    }
+
+    #[test]
+    fn api_rate_limit_honours_both_switches() {
+        let mut def = ApiDefinition {
+            global_rate_limit: RateLimit {
+                rate: 5.0,
+                per: 1.0,
+                disabled: false,
+            },
+            ..ApiDefinition::default()
+        };
+        assert_eq!(def.api_rate_limit().map(|l| l.rate), Some(5.0));
+        def.disable_rate_limit = true;
+        assert_eq!(def.api_rate_limit(), None);
+        def.disable_rate_limit = false;
+        def.global_rate_limit.disabled = true;
+        assert_eq!(def.api_rate_limit(), None);
+    }
+
+    /// A Tyk Classic definition as Tyk's dashboard exports it (written from the documented
+    /// format): every block present with its defaults, Go's nulls for empty lists.
+    fn dashboard_export() -> Value {
+        serde_json::from_str(include_str!("../testdata/tyk/dashboard-export-orders.json")).unwrap()
+    }
+
+    #[test]
+    fn a_dashboard_export_is_accepted_with_only_meaningful_warnings() {
+        let v = validate_api(dashboard_export(), None).unwrap();
+        assert_eq!(v.def.slug, "orders");
+        assert!(v.def.jwt_default_policies.is_empty());
+        assert_eq!(
+            v.warnings,
+            vec![
+                "cache_options: (with cache_options.enable_cache) kept, not applied: responses are \
+                 not cached, every request reaches the upstream"
+                    .to_owned()
+            ]
+        );
+        let versions = VersionSet::compile(&v.def, MatchOptions::default()).unwrap();
+        let version = versions.select(None, 0).unwrap();
+        use crate::endpoints::EndpointVerdict;
+        assert_eq!(
+            version.endpoints().check("/orders/admin", "GET"),
+            EndpointVerdict::Forbidden
+        );
+        assert_eq!(
+            version.endpoints().check("/orders/admin", "POST"),
+            EndpointVerdict::Pass
+        );
+        assert_eq!(
+            version.endpoints().check("/orders/health", "GET"),
+            EndpointVerdict::Ignored
+        );
     }
 
     #[test]

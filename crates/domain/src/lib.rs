@@ -4,8 +4,16 @@
 //! Everything is plain data plus pure functions, so every rule can be unit-tested on its own.
 //!
 //! # Layout
-//! - [`api`]: the Tyk Classic API definition ([`api::ApiDefinition`]), its validation and the
-//!   `warnings` Gatehouse reports for Tyk fields it keeps but does not act on.
+//! - [`api`]: the Tyk Classic API definition ([`api::ApiDefinition`]) and its validation.
+//! - [`compat`]: what Gatehouse does with every Tyk Classic field (enforced, warned, refused),
+//!   the table `validate_api` is driven by and `docs/tyk-compatibility.md` repeats.
+//! - [`versions`]: an API's versions compiled once ([`versions::VersionSet`]): which version
+//!   serves a request, with Tyk's 403 errors ([`versions::VersionError`]), expiry, per-version
+//!   headers, size limit and target.
+//! - [`endpoints`]: a version's endpoint rules ([`endpoints::EndpointRules`]): black, white and
+//!   ignored lists, mock replies, internal endpoints, per-endpoint size and rate limits.
+//! - [`pathmatch`]: the path Tyk matches (decoded, cleaned) and Tyk's path patterns in Go's regular
+//!   expression dialect.
 //! - [`policy`]: the Tyk policy ([`policy::Policy`]) and its validation.
 //! - [`claims`]: reading a verified JWT's claims as Tyk does: identity, OAuth client id, scopes,
 //!   policy claim (literal key first, then a dotted path).
@@ -24,14 +32,18 @@
 
 pub mod api;
 pub mod claims;
+pub mod compat;
+pub mod endpoints;
 pub mod error;
 pub mod ids;
 pub mod import;
 pub mod path;
+pub mod pathmatch;
 pub mod policy;
 pub mod portal;
 pub mod routing;
 pub mod session;
 pub mod throttle;
+pub mod versions;
 
 pub use error::ValidationError;

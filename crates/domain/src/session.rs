@@ -678,21 +678,18 @@ impl SessionState {
 /// 1. a policy is inactive → 403 [`AuthzError::KeyInactive`] (Tyk's `KeyExpired` middleware checks
 ///    `is_inactive` before the expiry);
 /// 2. the session is expired → 401 [`AuthzError::KeyExpired`];
-/// 3. the API is not granted, or `version` is not among the granted versions (an empty list grants
-///    every version) → 403 [`AuthzError::ApiDisallowed`]. Pass `version: None` for an API that is
-///    not versioned (no version check, as in Tyk); for a versioned API pass the version the request
-///    resolved to (the default version when it names none);
-/// 4. the API has `allowed_urls` and none allows `method` on `path` → 403
-///    [`AuthzError::ResourceDisallowed`]. `path` is the request path relative to the listen path
-///    (`/items/1` for `/shop/items/1` under `/shop/`), without the query string. Each pattern is
-///    searched unanchored in the path, methods match exactly. (Tyk's default mode searches the
-///    full path including the listen path; with `enable_path_prefix_matching` it tries both.)
+/// 3. the API is not granted, or (for a versioned API) `version` does not allow the policies'
+///    `versions` → 403 [`AuthzError::ApiDisallowed`]. Pass `version: None` for an API that is not
+///    versioned (no version check, as in Tyk); for a versioned API pass
+///    [`VersionSet::access_rights_version`](crate::versions::VersionSet::access_rights_version)
+///    of the request. As in Tyk's `AccessRightsCheck`, an empty `versions` list grants **no**
+///    version of a versioned API;
 pub fn authorize(
     effective: &EffectivePolicy,
     session: &SessionState,
     now: i64,
     api_id: &str,
-    version: Option<&str>,
+    version: Option<&crate::versions::VersionGrantCheck<'_>>,
     path: &str,
     method: &str,
 ) -> Result<(), AuthzError> {
@@ -707,8 +704,7 @@ pub fn authorize(
         .get(api_id)
         .ok_or(AuthzError::ApiDisallowed)?;
     if let Some(v) = version
-        && !access.versions.is_empty()
-        && !access.versions.iter().any(|allowed| allowed == v)
+        && !v.allows(&access.versions)
     {
         return Err(AuthzError::ApiDisallowed);
     }
@@ -1969,7 +1965,13 @@ mod tests {
                      api: &str,
                      v: Option<&str>,
                      path: &str,
-                     m: &str| { authorize(eff, s, T0, api, v, path, m) };
+                     m: &str| {
+            let grant = v.map(|target| crate::versions::VersionGrantCheck {
+                target,
+                or_default: None,
+            });
+            authorize(eff, s, T0, api, grant.as_ref(), path, m)
+        };
         // Inactive comes first (Tyk's KeyExpired middleware checks is_inactive before expiry).
         assert_eq!(
             check(&inactive, &expired, "other", None, "/x", "PUT"),
@@ -2008,14 +2010,20 @@ mod tests {
     }
 
     #[test]
-    fn authorize_empty_versions_allow_every_version() {
+    fn authorize_empty_versions_grant_no_version_of_a_versioned_api() {
+        // Tyk's AccessRightsCheck: on a versioned API the requested version must be listed.
         let eff = apply_policies(&[&policy("p", &["api"])]).unwrap();
         let s = session_at(None);
+        let v9 = crate::versions::VersionGrantCheck {
+            target: "v9",
+            or_default: None,
+        };
         assert_eq!(
-            authorize(&eff, &s, T0, "api", Some("v9"), "/", "GET"),
-            Ok(())
+            authorize(&eff, &s, T0, "api", Some(&v9), "/", "GET"),
+            Err(AuthzError::ApiDisallowed)
         );
-        assert_eq!(authorize(&eff, &s, T0, "api", Some(""), "/", "GET"), Ok(()));
+        // Not versioned: no version check at all.
+        assert_eq!(authorize(&eff, &s, T0, "api", None, "/", "GET"), Ok(()));
     }
 
     #[test]

@@ -101,6 +101,14 @@ pub struct RawConfig {
     /// Statuses of authentication errors: `standard` (401 for token errors, 429 for an exhausted
     /// quota; the default) or `tyk` (exactly Tyk's: 400, 403, 401 and 403).
     pub error_status_mode: Option<String>,
+    /// Endpoint patterns (`extended_paths`) must match at the start of the path (Tyk's
+    /// `http_server_options.enable_path_prefix_matching`; default false, as in Tyk).
+    pub enable_path_prefix_matching: Option<bool>,
+    /// Endpoint patterns must match at the end of the path (Tyk's
+    /// `enable_path_suffix_matching`; default false).
+    pub enable_path_suffix_matching: Option<bool>,
+    /// Endpoint patterns match case-insensitively (Tyk's gateway-wide `ignore_endpoint_case`).
+    pub ignore_endpoint_case: Option<bool>,
 }
 
 macro_rules! merge_fields {
@@ -153,7 +161,10 @@ impl RawConfig {
             tags,
             path_encoded_separators,
             path_merge_slashes,
-            error_status_mode
+            error_status_mode,
+            enable_path_prefix_matching,
+            enable_path_suffix_matching,
+            ignore_endpoint_case
         )
     }
 
@@ -223,6 +234,9 @@ impl RawConfig {
             path_encoded_separators: parse(&get, "GATEHOUSE_PATH_ENCODED_SEPARATORS")?,
             path_merge_slashes: parse(&get, "GATEHOUSE_PATH_MERGE_SLASHES")?,
             error_status_mode: parse(&get, "GATEHOUSE_ERROR_STATUS_MODE")?,
+            enable_path_prefix_matching: parse(&get, "GATEHOUSE_ENABLE_PATH_PREFIX_MATCHING")?,
+            enable_path_suffix_matching: parse(&get, "GATEHOUSE_ENABLE_PATH_SUFFIX_MATCHING")?,
+            ignore_endpoint_case: parse(&get, "GATEHOUSE_IGNORE_ENDPOINT_CASE")?,
         })
     }
 }
@@ -288,6 +302,8 @@ pub struct Config {
     pub upstream_client_cert: Option<CertFiles>,
     /// Node segmentation tags; empty serves every API.
     pub node_tags: Vec<String>,
+    /// How endpoint patterns match.
+    pub match_options: gatehouse_domain::pathmatch::MatchOptions,
 }
 
 /// The listeners' TLS settings.
@@ -494,6 +510,11 @@ impl Config {
         )?;
         Ok(Config {
             node_tags,
+            match_options: gatehouse_domain::pathmatch::MatchOptions {
+                prefix: raw.enable_path_prefix_matching.unwrap_or(false),
+                suffix: raw.enable_path_suffix_matching.unwrap_or(false),
+                ignore_case: raw.ignore_endpoint_case.unwrap_or(false),
+            },
             jwks,
             jwt_token_cache_size: raw.jwt_token_cache_size.unwrap_or(DEFAULT_TOKEN_CACHE_SIZE),
             worker_threads: raw.worker_threads,

@@ -260,6 +260,18 @@ struct CommonArgs {
     /// [env: GATEHOUSE_ERROR_STATUS_MODE]
     #[arg(long, value_name = "MODE")]
     error_status_mode: Option<String>,
+    /// Endpoint patterns (extended_paths) match at the start of the path only, as Tyk's
+    /// enable_path_prefix_matching. [default: false] [env: GATEHOUSE_ENABLE_PATH_PREFIX_MATCHING]
+    #[arg(long, value_name = "BOOL")]
+    enable_path_prefix_matching: Option<bool>,
+    /// Endpoint patterns match at the end of the path only, as Tyk's
+    /// enable_path_suffix_matching. [default: false] [env: GATEHOUSE_ENABLE_PATH_SUFFIX_MATCHING]
+    #[arg(long, value_name = "BOOL")]
+    enable_path_suffix_matching: Option<bool>,
+    /// Endpoint patterns match case-insensitively (Tyk's ignore_endpoint_case).
+    /// [default: false] [env: GATEHOUSE_IGNORE_ENDPOINT_CASE]
+    #[arg(long, value_name = "BOOL")]
+    ignore_endpoint_case: Option<bool>,
 }
 
 impl CommonArgs {
@@ -304,6 +316,9 @@ impl CommonArgs {
             path_encoded_separators: self.path_encoded_separators.clone(),
             path_merge_slashes: self.path_merge_slashes,
             error_status_mode: self.error_status_mode.clone(),
+            enable_path_prefix_matching: self.enable_path_prefix_matching,
+            enable_path_suffix_matching: self.enable_path_suffix_matching,
+            ignore_endpoint_case: self.ignore_endpoint_case,
         };
         let path = self
             .config

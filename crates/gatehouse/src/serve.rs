@@ -202,6 +202,7 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             deps.clone(),
             gatehouse_gateway::snapshot::SnapshotOptions {
                 node_tags: cfg.node_tags.clone(),
+                match_options: cfg.match_options,
             },
             cfg.config_poll_interval,
         );

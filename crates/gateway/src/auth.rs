@@ -15,6 +15,7 @@ use gatehouse_domain::claims;
 use gatehouse_domain::session::{
     self, AuthzError, EffectivePolicy, ResolveInput, SessionState, policy_set_key,
 };
+use gatehouse_domain::versions::VersionGrantCheck;
 use gatehouse_jwt::{JwtError, JwtValidator};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Uri};
@@ -212,10 +213,6 @@ fn query_params<'a, 'n>(
     })
 }
 
-fn query_param<'a>(query: &'a str, name: &str) -> Option<Cow<'a, str>> {
-    query_params(query, name).next()
-}
-
 fn cookie_values<'a, 'n>(
     headers: &'a HeaderMap,
     name: &'n str,
@@ -409,38 +406,6 @@ pub fn missing_token() -> GatewayError {
     .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
 }
 
-/// The version a request asks for: `None` for an API that is not versioned; otherwise the version
-/// named where `definition.location` says, else `default_version`.
-pub fn request_version(
-    def: &ApiDefinition,
-    headers: &HeaderMap,
-    uri: &Uri,
-    rel_path: &str,
-) -> Option<String> {
-    if def.version_data.not_versioned {
-        return None;
-    }
-    let key = def.definition.key.as_str();
-    let named = match def.definition.location.as_str() {
-        "header" => headers
-            .get(key)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        "url-param" => query_param(uri.query().unwrap_or(""), key).map(Cow::into_owned),
-        "url" => rel_path
-            .trim_start_matches('/')
-            .split('/')
-            .next()
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
-        _ => None,
-    };
-    named.filter(|v| !v.is_empty()).or_else(|| {
-        (!def.version_data.default_version.is_empty())
-            .then(|| def.version_data.default_version.clone())
-    })
-}
-
 /// Authenticates a JWT request: verifies the token, finds the identity, the OAuth client and the
 /// policies, builds the effective policy and creates or refreshes the identity's session (before
 /// authorisation, as in Tyk, where the JWT middleware stores the session before the access-rights
@@ -500,12 +465,13 @@ pub async fn authenticate(
 }
 
 /// Authorises an authenticated request ([`session::authorize`]: inactive, expired, the API and
-/// version in the access rights, `allowed_urls`). `rel_path` is the normalised request path
-/// relative to the listen path.
+/// version in the access rights, `allowed_urls`). `version` is what the policies must grant on a
+/// versioned API ([`gatehouse_domain::versions::VersionSet::access_rights_version`]); `rel_path`
+/// is the normalised request path relative to the listen path.
 pub fn authorize(
     auth: &AuthContext,
     api_id: &str,
-    version: Option<&str>,
+    version: Option<&VersionGrantCheck<'_>>,
     rel_path: &str,
     method: &str,
 ) -> Result<(), GatewayError> {

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use gatehouse_ratelimit::Decision;
 
 use crate::auth::AuthContext;
+use gatehouse_domain::versions::ApiVersion;
+
 use crate::snapshot::{ApiRuntime, Snapshot, Target};
 
 /// What the phases know about one request.
@@ -28,11 +30,15 @@ pub struct RequestCtx {
     pub tls: bool,
     /// Unix seconds when the request arrived (for expiry checks).
     pub now: i64,
-    /// The version phase's choice: an index into [`ApiRuntime::versions`]; `None` for an API
-    /// that is not versioned.
-    pub version: Option<usize>,
-    /// The version name the request resolved to (checked against the policies' versions).
-    pub version_name: Option<String>,
+    /// The version the request names (header, parameter or path), as Tyk compares it with the
+    /// policies' `versions`; `None` when it names none.
+    pub requested_version: Option<String>,
+    /// The version that serves it, for a versioned API; `None` for a non-versioned API (its one
+    /// version serves every request).
+    pub version: Option<String>,
+    /// The path the endpoint rules match: the normalised path percent-decoded, as Tyk holds it;
+    /// `None` when that is the request path itself (no `%` in it).
+    pub rules_path: Option<String>,
     /// The endpoint rules said this path is `ignored`: no authentication, authorisation or
     /// session limits.
     pub skip_auth: bool,
@@ -52,20 +58,28 @@ impl RequestCtx {
         }
     }
 
-    /// The version the request is served by, when the API is versioned.
-    pub fn version(&self) -> Option<&crate::snapshot::VersionRuntime> {
-        self.version.and_then(|i| self.api.versions.get(i))
+    /// The version the request is served by (set by the version phase; for a non-versioned API
+    /// its one version).
+    pub fn version(&self) -> Option<&ApiVersion> {
+        match &self.version {
+            Some(name) => self.api.versions.get(name),
+            None => self.api.versions.unversioned(),
+        }
     }
 
-    /// The version name for the access checks (`None` for an API that is not versioned).
-    pub fn version_name(&self) -> Option<&str> {
-        self.version_name.as_deref()
+    /// The path the endpoint rules, per-endpoint limits and size limits match (see
+    /// [`RequestCtx::rules_path`]); `path` is the request's (normalised) path.
+    pub fn rules_path<'a>(&'a self, path: &'a str) -> &'a str {
+        self.rules_path.as_deref().unwrap_or(path)
     }
 
     /// Where the request goes: the version's `override_target`, else the API's target.
     pub fn target(&self) -> &Target {
-        self.version()
-            .and_then(|v| v.override_target.as_ref())
+        let name = match &self.version {
+            Some(n) => Some(n.as_str()),
+            None => self.api.versions.unversioned().map(ApiVersion::name),
+        };
+        name.and_then(|n| self.api.override_targets.get(n))
             .unwrap_or(&self.api.target)
     }
 }

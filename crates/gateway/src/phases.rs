@@ -5,16 +5,18 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::uri::PathAndQuery;
-use http::{StatusCode, Uri, Version};
+use http::{Response, StatusCode, Uri, Version};
+use http_body_util::{Either, Full};
 
+use gatehouse_domain::endpoints::{ENDPOINT_FORBIDDEN, EndpointVerdict, MockReply};
 use gatehouse_domain::path::{PathPolicy, normalize_path};
 
-use crate::auth;
 use crate::context::RequestCtx;
-use crate::errors::{ErrorSource, GatewayError};
+use crate::errors::{ErrorSource, GatewayBody, GatewayError};
 use crate::snapshot::{ApiAuth, Snapshot};
 use crate::upstream;
 
@@ -115,33 +117,142 @@ pub fn route(
         remote,
         tls,
         now,
+        requested_version: None,
         version: None,
-        version_name: None,
+        rules_path: None,
         skip_auth: false,
         auth: None,
         limit_headers: None,
     })
 }
 
-/// **Version**: for a versioned API, the version the request names where `definition.location`
-/// says (header, URL parameter or first path segment after the listen path), else
-/// `default_version`.
-pub fn select_version(ctx: &mut RequestCtx, head: &Parts) -> Result<(), GatewayError> {
+/// **Version** (Tyk's `VersionCheck`): the version the request names (header, URL parameter or
+/// first path segment after the listen path, [`VersionSet::requested`](gatehouse_domain::versions::VersionSet::requested)), the version that serves
+/// it ([`VersionSet::select`](gatehouse_domain::versions::VersionSet::select): 403 `Version information not found`, `This API version does not
+/// seem to exist`, `Api Version has expired…`, or for a non-versioned API `API has expired…`);
+/// with `strip_versioning_data` the version is removed from the request (path segment, header or
+/// parameter). Also records the path the endpoint rules match ([`RequestCtx::rules_path`]).
+pub fn select_version(ctx: &mut RequestCtx, head: &mut Parts) -> Result<(), GatewayError> {
     let api = Arc::clone(&ctx.api);
-    if api.versions.is_empty() {
-        return Ok(());
+    let vs = &api.versions;
+    let requested = vs.requested(head.uri.path(), head.uri.query(), |name| {
+        head.headers.get(name).and_then(|v| v.to_str().ok())
+    });
+    let version = vs
+        .select(requested.name.as_deref(), ctx.now)
+        .map_err(|e| forbidden(e.message()))?;
+    if vs.is_versioned() {
+        ctx.version = Some(version.name().to_owned());
     }
-    let name = auth::request_version(
-        &api.def,
-        &head.headers,
-        &head.uri,
-        ctx.rel_path(head.uri.path()),
-    );
-    ctx.version = name
-        .as_deref()
-        .and_then(|n| api.versions.iter().position(|v| v.name == n));
-    ctx.version_name = name;
+    if let Some(path) = &requested.path {
+        set_path(head, path)?;
+    }
+    if let Some(h) = requested.remove_header {
+        head.headers.remove(h);
+    }
+    if let Some(p) = requested.remove_query_param {
+        remove_query_param(head, p)?;
+    }
+    ctx.requested_version = requested.name;
+    ctx.rules_path = match gatehouse_domain::pathmatch::decode_path(head.uri.path()) {
+        Some(std::borrow::Cow::Owned(p)) => Some(p),
+        Some(std::borrow::Cow::Borrowed(_)) => None,
+        None => {
+            return Err(bad_request(
+                "the request path contains a malformed percent-encoding",
+            ));
+        }
+    };
     Ok(())
+}
+
+fn forbidden(message: &str) -> GatewayError {
+    GatewayError::new(StatusCode::FORBIDDEN, message, ErrorSource::Downstream)
+}
+
+/// Replaces the request's path, keeping its query.
+fn set_path(head: &mut Parts, path: &str) -> Result<(), GatewayError> {
+    let pq = match head.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    set_path_and_query(head, pq)
+}
+
+fn set_path_and_query(head: &mut Parts, pq: String) -> Result<(), GatewayError> {
+    let pq =
+        PathAndQuery::try_from(pq).map_err(|_| bad_request("the request path is not valid"))?;
+    let mut parts = std::mem::take(&mut head.uri).into_parts();
+    parts.path_and_query = Some(pq);
+    head.uri = Uri::from_parts(parts).map_err(|_| bad_request("the request path is not valid"))?;
+    Ok(())
+}
+
+/// Removes every `name=…` pair from the query.
+fn remove_query_param(head: &mut Parts, name: &str) -> Result<(), GatewayError> {
+    let Some(q) = head.uri.query() else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = q
+        .split('&')
+        .filter(|kv| kv.split('=').next() != Some(name))
+        .collect();
+    let pq = if kept.is_empty() {
+        head.uri.path().to_owned()
+    } else {
+        format!("{}?{}", head.uri.path(), kept.join("&"))
+    };
+    set_path_and_query(head, pq)
+}
+
+/// What the endpoint rules decided, when the request goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointOutcome {
+    /// Authenticate and go on.
+    Pass,
+    /// `ignored`: no authentication, authorisation or session limits.
+    Ignored,
+}
+
+/// **Endpoint rules** of the served version ([`gatehouse_domain::endpoints`]): black-listed,
+/// not white-listed and internal endpoints are 403 `Requested endpoint is forbidden`; a mock
+/// reply (`reply` action, `mock_response`) is answered here, before authentication and without
+/// the upstream (`Ok(Err(response))`); `ignored` paths skip authentication.
+pub fn endpoint_rules(
+    ctx: &mut RequestCtx,
+    head: &Parts,
+) -> Result<Result<EndpointOutcome, Response<GatewayBody>>, GatewayError> {
+    let Some(version) = ctx.version() else {
+        return Ok(Ok(EndpointOutcome::Pass));
+    };
+    let rules = version.endpoints();
+    if rules.is_empty() {
+        return Ok(Ok(EndpointOutcome::Pass));
+    }
+    match rules.check(ctx.rules_path(head.uri.path()), head.method.as_str()) {
+        EndpointVerdict::Pass => Ok(Ok(EndpointOutcome::Pass)),
+        EndpointVerdict::Ignored => {
+            ctx.skip_auth = true;
+            Ok(Ok(EndpointOutcome::Ignored))
+        }
+        EndpointVerdict::Forbidden => Err(forbidden(ENDPOINT_FORBIDDEN)),
+        EndpointVerdict::Reply(reply) => Ok(Err(mock_response(reply))),
+    }
+}
+
+/// A mock answer as Tyk writes it: the status, the headers as given, the body.
+fn mock_response(reply: &MockReply) -> Response<GatewayBody> {
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(reply.body.clone()))));
+    *resp.status_mut() = StatusCode::from_u16(reply.code).unwrap_or(StatusCode::OK);
+    for (k, v) in &reply.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    resp
 }
 
 /// **Request transforms** (after authorisation): the credential removed when `strip_auth_data`,
@@ -180,6 +291,20 @@ pub fn request_transforms(ctx: &RequestCtx, head: &mut Parts) {
     {
         headers.insert(header::AUTHORIZATION, basic.clone());
     }
+    // The version's global_headers_remove, then global_headers.
+    if let Some(v) = ctx.version() {
+        for name in v.request_headers_to_remove() {
+            headers.remove(name.as_str());
+        }
+        for (name, value) in v.request_headers_to_set() {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(n, v);
+            }
+        }
+    }
 }
 
 const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -215,4 +340,13 @@ pub fn response_transforms(
             resp.headers.insert(k, v);
         }
     }
+    // Tyk tells clients when the API or its version expires.
+    if let Some(v) = ctx.version()
+        && let Some(at) = ctx.api.versions.expires_header(v)
+        && let Ok(value) = HeaderValue::from_str(&at)
+    {
+        resp.headers.insert(X_TYK_API_EXPIRES, value);
+    }
 }
+
+const X_TYK_API_EXPIRES: HeaderName = HeaderName::from_static("x-tyk-api-expires");

@@ -217,15 +217,24 @@ impl Gateway {
             gatehouse_jwt::unix_now(),
         )?;
         ex.set_api(&ctx.api);
-        phases::select_version(&mut ctx, &head)?;
-        self.api_rate_limit(&ctx, ex).await?;
-        if !ctx.skip_auth {
+        phases::select_version(&mut ctx, &mut head)?;
+        if let Err(mock) = phases::endpoint_rules(&mut ctx, &head)? {
+            return Ok(mock);
+        }
+        self.api_rate_limit(&ctx, &head, ex).await?;
+        if ctx.skip_auth {
+            ex.set_outcome(AuthOutcome::Keyless);
+        } else {
             self.authenticate(&mut ctx, &head, ex).await?;
             if let Some(a) = &ctx.auth {
+                let grant = ctx
+                    .api
+                    .versions
+                    .access_rights_version(ctx.requested_version.as_deref());
                 auth::authorize(
                     a,
                     &ctx.api.def.api_id,
-                    ctx.version_name(),
+                    grant.as_ref(),
                     ctx.rel_path(head.uri.path()),
                     head.method.as_str(),
                 )
@@ -242,19 +251,40 @@ impl Gateway {
         Ok(Response::from_parts(parts, body))
     }
 
-    /// The API-wide limit (`global_rate_limit`) comes before authentication: it protects the
-    /// upstream and the token checks alike.
+    /// **API rate limit**, before authentication (it protects the upstream and the token checks
+    /// alike; `ignored` paths too): the served version's per-endpoint `rate_limit` for this path
+    /// and method, counted on its own, else the API's `global_rate_limit`. `disable_rate_limit`
+    /// turns both off, as in Tyk.
     async fn api_rate_limit(
         &self,
         ctx: &RequestCtx,
+        head: &http::request::Parts,
         ex: &mut Exchange,
     ) -> Result<(), GatewayError> {
         let def = &ctx.api.def;
-        let Some(limit) = Limit::from_tyk(def.global_rate_limit.rate, def.global_rate_limit.per)
-        else {
+        if def.disable_rate_limit {
+            return Ok(());
+        }
+        let endpoint = ctx.version().and_then(|v| {
+            v.endpoints()
+                .rate_limit(ctx.rules_path(head.uri.path()), head.method.as_str())
+        });
+        let (limit, key) = match endpoint {
+            Some(e) => (
+                Limit::from_tyk(e.rate, e.per),
+                format!("rate-limit-api-{{{}}}-{}", def.api_id, e.key),
+            ),
+            None => match def.api_rate_limit() {
+                Some(l) => (
+                    Limit::from_tyk(l.rate, l.per),
+                    format!("rate-limit-api-{{{}}}", def.api_id),
+                ),
+                None => return Ok(()),
+            },
+        };
+        let Some(limit) = limit else {
             return Ok(());
         };
-        let key = format!("rate-limit-api-{{{}}}", def.api_id);
         match self.limiters.global.check(&key, limit).await {
             Ok(d) if !d.allowed => {
                 ex.rejected(LimitKind::ApiRate);
@@ -459,7 +489,12 @@ impl Gateway {
             })?;
 
         // Body size: refuse at once when the length is known, else stop the stream at the limit.
-        let limit = api.body_limit.or(self.cfg.max_request_body);
+        let limit = ctx
+            .version()
+            .and_then(|v| {
+                v.request_size_limit(ctx.rules_path(head.uri.path()), head.method.as_str())
+            })
+            .or(self.cfg.max_request_body);
         if let Some(limit) = limit
             && let Some(len) = head
                 .headers

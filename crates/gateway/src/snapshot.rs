@@ -6,9 +6,11 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use gatehouse_domain::api::{ApiDefinition, AuthMode};
+use gatehouse_domain::pathmatch::MatchOptions;
 use gatehouse_domain::policy::Policy;
 use gatehouse_domain::routing::{Route, RouteTable};
 use gatehouse_domain::session::EffectivePolicy;
+use gatehouse_domain::versions::VersionSet;
 use gatehouse_jwt::{JwksCache, JwtValidator, VerifiedTokenCache};
 use gatehouse_store::{ClientRow, StoredDoc};
 use http::uri::{Authority, Scheme};
@@ -137,15 +139,6 @@ pub enum ApiAuth {
     Unsupported,
 }
 
-/// One version of a versioned API, prepared once per snapshot.
-#[derive(Debug)]
-pub struct VersionRuntime {
-    /// The version's name (the key in `version_data.versions`).
-    pub name: String,
-    /// `override_target`: where this version's requests go instead of the API's target.
-    pub override_target: Option<Target>,
-}
-
 /// Everything the request path needs about one API, prepared once per snapshot.
 #[derive(Debug)]
 pub struct ApiRuntime {
@@ -155,10 +148,10 @@ pub struct ApiRuntime {
     pub target: Target,
     /// Authentication.
     pub auth: ApiAuth,
-    /// The API's own request body limit (Tyk's `global_size_limit`), read once per snapshot.
-    pub body_limit: Option<u64>,
-    /// The versions of a versioned API (empty when `not_versioned`).
-    pub versions: Vec<VersionRuntime>,
+    /// The versions, their endpoint rules, limits and headers (Tyk's `version_data`), compiled.
+    pub versions: VersionSet,
+    /// Parsed `override_target`s by version name.
+    pub override_targets: HashMap<String, Target>,
 }
 
 /// The shared caches a snapshot's JWT validators use.
@@ -187,6 +180,8 @@ pub struct SnapshotOptions {
     /// Node segmentation (Tyk's `tags`): when non-empty, only APIs carrying one of these tags are
     /// served; a node without tags serves every API.
     pub node_tags: Vec<String>,
+    /// How endpoint patterns match (Tyk's prefix/suffix matching and `ignore_endpoint_case`).
+    pub match_options: MatchOptions,
 }
 
 impl SnapshotOptions {
@@ -274,25 +269,40 @@ impl Snapshot {
                     },
                 },
             };
-            let body_limit = def.request_size_limit();
-            let versions = if def.version_data.not_versioned {
-                Vec::new()
-            } else {
-                def.version_data
-                    .versions
-                    .keys()
-                    .map(|name| VersionRuntime {
-                        name: name.clone(),
-                        override_target: None,
-                    })
-                    .collect()
+            // A stored definition whose versions or endpoint rules no longer compile is not
+            // served at all: serving it without its restrictions would be more open.
+            let versions = match VersionSet::compile(&def, opts.match_options) {
+                Ok(v) => v,
+                Err(e) => {
+                    problems.push(format!("API {}: {e}; the API is not served", doc.id));
+                    continue;
+                }
             };
+            let mut override_targets = HashMap::new();
+            let mut bad_override = None;
+            for v in versions.versions() {
+                if let Some(url) = v.override_target() {
+                    match Target::parse(url) {
+                        Ok(t) => {
+                            override_targets.insert(v.name().to_owned(), t);
+                        }
+                        Err(e) => bad_override = Some(e),
+                    }
+                }
+            }
+            if let Some(e) = bad_override {
+                problems.push(format!(
+                    "API {}: override_target {e}; the API is not served",
+                    doc.id
+                ));
+                continue;
+            }
             let rt = Arc::new(ApiRuntime {
                 def,
                 target,
                 auth,
-                body_limit,
                 versions,
+                override_targets,
             });
             by_id.insert(doc.id.clone(), Arc::clone(&rt));
             // An internal API is never reachable from outside: it is not routed.
