@@ -584,7 +584,8 @@ mod tests {
     #[test]
     fn metrics_path_and_access_log() {
         let c = Config::resolve(RawConfig::default(), None, RawConfig::default()).unwrap();
-        assert_eq!(c.telemetry.metrics_path.as_deref(), Some("/metrics"));
+        // Off on the public gateway listener unless asked for.
+        assert_eq!(c.telemetry.metrics_path, None);
         assert_eq!(
             c.telemetry.access_log,
             gatehouse_telemetry::AccessLogTarget::Off

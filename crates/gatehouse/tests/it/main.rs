@@ -15,3 +15,4 @@ mod outages;
 mod paths;
 mod secrets;
 mod tls;
+mod tyk_guards;
