@@ -8,8 +8,10 @@
 //! 3. `client = claims::client_id_for(&claims, api.idp_client_id_mapping_disabled)`; when it names
 //!    a client registered through the developer portal, take that client's catalogue policies.
 //! 4. `existing = sessions.get((api.org_id, identity))`.
-//! 5. `ids = resolve_policies(ResolveInput { claims, api, policy_exists, session_exists:
-//!    existing.is_some(), client_policies })?`.
+//! 5. `ids = resolve_policies_for_org(ResolveInput { claims, api, policy_exists, session_exists:
+//!    existing.is_some(), client_policies }, &|id| policies[id].applies_to_org(&api.org_id))?`
+//!    (a policy of another organisation is refused with Tyk's answers, see
+//!    [`resolve_policies_for_org`]).
 //! 6. `effective = cache.get_or_try_insert(policy_set_key(&ids), || apply_policies(&policies))?`
 //!    (the policies are looked up by id; cache per policy set and drop the cache when a policy
 //!    changes, so policy edits reach every session on its next request, as in Tyk).
@@ -20,7 +22,10 @@
 //! 8. `authorize(&effective, &session, now, api_id, version, path, method)?`.
 //! 9. Rate limit and quota with `effective.limits_for(api_id)`; the counter key is
 //!    `org + identity + limits.scope_key` (not the API id: in Tyk one allowance is shared by all
-//!    the APIs a policy grants).
+//!    the APIs a policy grants, unless scopes separate them). A quota renewal of `0` never renews.
+//!    When `effective.endpoint_limit(api_id, path, method)` returns a limit, its rate **replaces**
+//!    the API's rate for this request and is counted under a key that also holds
+//!    `EndpointLimit::key`; the quota is unchanged (Tyk's `ForwardMessage`).
 //!
 //! # Policy resolution (Tyk `processCentralisedJWT`)
 //!
@@ -30,13 +35,22 @@
 //! is already in it, which lets scope-derived policies of an earlier token survive; Gatehouse does
 //! not reproduce that retention.)
 //!
+//! # Combining policies (Tyk `ApplyPolicies`)
+//!
+//! See [`apply_policies`]: partitions (`acl`, `rate_limit`, `quota`, `complexity`), `per_api`
+//! limits (`access_rights.<api>.limit`), per-endpoint rate limits (`access_rights.<api>.endpoints`),
+//! unlimited values (`-1`) that win merges, quotas that never renew (`quota_renewal_rate: 0`),
+//! counter scopes, and the errors for `per_api` mixed with partitions, as Tyk computes them.
+//! Policies in state `draft` or `deny` (or `active: false`, `is_inactive: true`) make the session
+//! inactive (403 `Key is inactive, please renew`). A policy applies only to APIs of its own
+//! `org_id` ([`crate::policy::applies_to_org`], checked by [`resolve_policies_for_org`]).
+//!
 //! # Not supported
 //!
-//! Tyk's policy `partitions` and `per_api` limits, GraphQL rights, endpoint-level limits,
-//! throttling, smoothing and `post_expiry_action` are not implemented: every policy contributes its
-//! access rights, rate, quota and the rest as a whole (a policy with `per_api` set is treated as a
-//! plain policy and its `access_rights.<api>.limit` is ignored). Gatehouse has one organisation, so
-//! there is no foreign-organisation check.
+//! GraphQL rights and depth limits, rate-limit smoothing and conditional `allowed_urls` are not
+//! implemented: policy validation refuses them when set ([`crate::policy::POLICY_FIELDS`]).
+//! Throttling (Tyk retrying a rate-limited request inside the gateway) and `post_expiry_action`
+//! are not implemented either; they only add behaviour, so they come back as warnings.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -1463,13 +1477,17 @@ mod tests {
                 .and_then(|c| clients.get(c))
                 .map(Vec::as_slice);
             let exists = |id: &str| policies.contains_key(id);
-            let resolved = resolve_policies(ResolveInput {
-                claims: &claims,
-                api,
-                policy_exists: &exists,
-                session_exists: sessions.contains_key(&identity),
-                client_policies,
-            })
+            let in_org = |id: &str| policies[id].applies_to_org(&api.org_id);
+            let resolved = resolve_policies_for_org(
+                ResolveInput {
+                    claims: &claims,
+                    api,
+                    policy_exists: &exists,
+                    session_exists: sessions.contains_key(&identity),
+                    client_policies,
+                },
+                &in_org,
+            )
             .map_err(err)?;
             let pols: Vec<&Policy> = resolved.iter().map(|id| &policies[id]).collect();
             let eff = apply_policies(&pols).map_err(err)?;
@@ -2701,5 +2719,876 @@ mod tests {
         // compile_allowed_url.
         let mux_pattern = String::from("/users/{id}");
         assert!(Regex::new(&mux_pattern).is_err());
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Tyk's ApplyPolicies, case by case (internal/policy/apply_test.go and its test data: the
+    // policies below are written after the shapes used there, the expectations are Tyk's).
+
+    fn pol(v: Value) -> Policy {
+        Policy::from_stored(&v).unwrap()
+    }
+
+    fn apply(pols: &[&Policy]) -> Result<EffectivePolicy, AuthzError> {
+        apply_policies(pols)
+    }
+
+    fn limits(eff: &EffectivePolicy, api: &str) -> (Rate, Quota, String) {
+        let l = eff
+            .limits_for(api)
+            .unwrap_or_else(|| panic!("{api} not granted"));
+        (l.rate, l.quota, l.scope_key.clone())
+    }
+
+    fn granted(eff: &EffectivePolicy) -> Vec<&str> {
+        eff.access_rights.keys().map(String::as_str).collect()
+    }
+
+    /// Runs `check` on the policies in the given order and reversed.
+    fn both_orders(pols: &[&Policy], check: impl Fn(&EffectivePolicy)) {
+        check(&apply(pols).unwrap());
+        let mut rev = pols.to_vec();
+        rev.reverse();
+        check(&apply(&rev).unwrap());
+    }
+
+    #[test]
+    fn unlimited_rate_wins_over_limited_policies_in_any_order() {
+        let limited =
+            pol(json!({"id": "limited", "rate": 10, "per": 1, "access_rights": {"a": {}}}));
+        for unlimited in [
+            json!({"id": "u", "rate": -1, "per": -1, "access_rights": {"a": {}}}),
+            json!({"id": "u", "rate": -1, "per": 60, "access_rights": {"a": {}}}),
+            json!({"id": "u", "rate": 10, "per": -1, "access_rights": {"a": {}}}),
+        ] {
+            let unlimited = pol(unlimited);
+            both_orders(&[&limited, &unlimited], |eff| {
+                assert_eq!(eff.limits_for("a").unwrap().rate, None);
+                assert_eq!(eff.rate, None, "session level too");
+            });
+        }
+        // A policy without a rate (0) takes no part: the limited one applies.
+        let unset = pol(json!({"id": "unset", "rate": 0, "per": 0, "access_rights": {"a": {}}}));
+        both_orders(&[&limited, &unset], |eff| {
+            assert_eq!(eff.limits_for("a").unwrap().rate, Some((10.0, 1.0)));
+        });
+        // Tyk's "RatePart with unlimited": a rate partition with rate -1.
+        let acl =
+            pol(json!({"id": "acl", "partitions": {"acl": true}, "access_rights": {"a": {}}}));
+        let unlimited_part = pol(json!({"id": "ur", "rate": -1,
+            "partitions": {"rate_limit": true}, "access_rights": {"a": {}}}));
+        assert_eq!(
+            apply(&[&acl, &unlimited_part])
+                .unwrap()
+                .limits_for("a")
+                .unwrap()
+                .rate,
+            None
+        );
+    }
+
+    #[test]
+    fn unlimited_quota_wins_and_zero_loses() {
+        let q = |id: &str, max: i64, renew: i64| {
+            pol(
+                json!({"id": id, "quota_max": max, "quota_renewal_rate": renew,
+                "access_rights": {"a": {}}}),
+            )
+        };
+        let cases: Vec<(Policy, Policy, Quota)> = vec![
+            (q("a", 100, 60), q("b", -1, 0), None),
+            (q("a", 0, 0), q("b", 100, 60), Some((100, 60))),
+            // A missing quota_max is Tyk's zero value: it loses too.
+            (
+                pol(json!({"id": "a", "access_rights": {"a": {}}})),
+                q("b", 100, 60),
+                Some((100, 60)),
+            ),
+            // The longest renewal period wins, independently of the quota.
+            (q("a", 100, 60), q("b", 50, 3600), Some((100, 3600))),
+        ];
+        for (x, y, want) in cases {
+            both_orders(&[&x, &y], |eff| {
+                assert_eq!(eff.limits_for("a").unwrap().quota, want, "{x:?} {y:?}");
+            });
+        }
+    }
+
+    #[test]
+    fn a_quota_that_never_renews() {
+        // quota_renewal_rate 0 (or Tyk's -1): the quota is used once and never renews.
+        for renew in [0, -1] {
+            let p = pol(
+                json!({"id": "p", "quota_max": 5, "quota_renewal_rate": renew,
+                "access_rights": {"a": {}}}),
+            );
+            let eff = apply(&[&p]).unwrap();
+            assert_eq!(
+                eff.limits_for("a").unwrap().quota,
+                Some((5, 0)),
+                "renew {renew}"
+            );
+            assert_eq!(eff.quota, Some((5, 0)));
+        }
+        // Combined with a renewing quota, the renewal period wins (the most permissive).
+        let never = pol(json!({"id": "n", "quota_max": 5, "access_rights": {"a": {}}}));
+        let hourly = pol(
+            json!({"id": "h", "quota_max": 5, "quota_renewal_rate": 3600,
+            "access_rights": {"a": {}}}),
+        );
+        both_orders(&[&never, &hourly], |eff| {
+            assert_eq!(eff.limits_for("a").unwrap().quota, Some((5, 3600)));
+        });
+    }
+
+    #[test]
+    fn acl_partitions_grant_only_their_apis() {
+        let acl_a =
+            pol(json!({"id": "acl1", "partitions": {"acl": true}, "access_rights": {"a": {}}}));
+        let acl_b =
+            pol(json!({"id": "acl2", "partitions": {"acl": true}, "access_rights": {"b": {}}}));
+        let rate_ab = pol(json!({"id": "rate-ab", "rate": 4, "per": 1,
+            "partitions": {"rate_limit": true}, "access_rights": {"a": {}, "b": {}}}));
+        // "AclPart": both APIs, no limits.
+        let eff = apply(&[&acl_a, &acl_b]).unwrap();
+        assert_eq!(granted(&eff), ["a", "b"]);
+        // "Acl for a and rate for a,b": b only got a rate partition, so it is not granted.
+        both_orders(&[&acl_a, &rate_ab], |eff| {
+            assert_eq!(granted(eff), ["a"]);
+            assert_eq!(eff.limits_for("a").unwrap().rate, Some((4.0, 1.0)));
+        });
+        // "Acl for a,b and individual rate for a,b".
+        let acl_ab = pol(json!({"id": "acl-ab", "partitions": {"acl": true},
+            "access_rights": {"a": {}, "b": {}}}));
+        let rate_a = pol(json!({"id": "rate-a", "rate": 4, "per": 1,
+            "partitions": {"rate_limit": true}, "access_rights": {"a": {}}}));
+        let rate_b = pol(json!({"id": "rate-b", "rate": 2, "per": 1,
+            "partitions": {"rate_limit": true}, "access_rights": {"b": {}}}));
+        let eff = apply(&[&acl_ab, &rate_a, &rate_b]).unwrap();
+        assert_eq!(limits(&eff, "a").0, Some((4.0, 1.0)));
+        assert_eq!(limits(&eff, "b").0, Some((2.0, 1.0)));
+        // Policies with only a quota or rate partition grant nothing on their own.
+        assert_eq!(apply(&[&rate_ab]).unwrap_err(), AuthzError::NoValidPolicies);
+    }
+
+    #[test]
+    fn apis_with_only_an_acl_partition_inherit_the_session_level_limits() {
+        let acl = pol(json!({"id": "acl", "partitions": {"acl": true},
+            "access_rights": {"a": {}, "b": {}}}));
+        // Partitioned policies without access rights set the session-level quota and rate.
+        let quota = pol(
+            json!({"id": "quota", "quota_max": 2, "quota_renewal_rate": 60,
+            "partitions": {"quota": true}}),
+        );
+        let rate = pol(json!({"id": "rate", "rate": 4, "per": 4,
+            "partitions": {"rate_limit": true}}));
+        for pols in [[&acl, &quota, &rate], [&acl, &rate, &quota]] {
+            let eff = apply(&pols).unwrap();
+            for api in ["a", "b"] {
+                assert_eq!(
+                    limits(&eff, api),
+                    (Some((4.0, 4.0)), Some((2, 60)), String::new()),
+                    "{api}"
+                );
+            }
+            assert_eq!((eff.rate, eff.quota), (Some((4.0, 4.0)), Some((2, 60))));
+        }
+        // A rate partition on some APIs raises the session level that ACL-only APIs inherit.
+        let rate_a = pol(json!({"id": "rate-a", "rate": 10, "per": 1,
+            "partitions": {"rate_limit": true}, "access_rights": {"a": {}}}));
+        let eff = apply(&[&acl, &rate_a]).unwrap();
+        assert_eq!(limits(&eff, "a").0, Some((10.0, 1.0)));
+        assert_eq!(limits(&eff, "b").0, Some((10.0, 1.0)));
+    }
+
+    #[test]
+    fn an_acl_only_base_policy_keeps_its_own_limits() {
+        // Tyk's JWT session starts as a copy of the base policy, and only the partitions that
+        // are applied clear it: an ACL-only policy alone keeps its own rate and quota.
+        let acl = pol(
+            json!({"id": "acl", "rate": 100, "per": 60, "quota_max": 1000,
+            "quota_renewal_rate": 3600, "partitions": {"acl": true}, "access_rights": {"a": {}}}),
+        );
+        let eff = apply(&[&acl]).unwrap();
+        assert_eq!(
+            limits(&eff, "a"),
+            (Some((100.0, 60.0)), Some((1000, 3600)), String::new())
+        );
+        // With a quota partition applied too, the quota comes from that one, the rate stays.
+        let quota = pol(json!({"id": "q", "quota_max": 5, "quota_renewal_rate": 60,
+            "partitions": {"quota": true}}));
+        let eff = apply(&[&acl, &quota]).unwrap();
+        assert_eq!(
+            limits(&eff, "a"),
+            (Some((100.0, 60.0)), Some((5, 60)), String::new())
+        );
+    }
+
+    #[test]
+    fn quota_partition_apis_are_not_granted_and_empty_limits_use_the_session() {
+        // Tyk's "QuotaPart with access rights in multi-policy": b only got the quota partition
+        // (not granted); a has an all-zero limit, so Tyk's rate limiter uses the session-level
+        // quota (3, raised by the quota partition), counted in a's policy scope.
+        let quota_b = pol(json!({"id": "quota4", "quota_max": 3,
+            "partitions": {"quota": true}, "access_rights": {"b": {}}}));
+        let plain_a = pol(json!({"id": "p1", "access_rights": {"a": {}}}));
+        let eff = apply(&[&quota_b, &plain_a]).unwrap();
+        assert_eq!(granted(&eff), ["a"]);
+        assert_eq!(limits(&eff, "a").1, Some((3, 0)));
+        // The same quirk across non-partitioned policies: an API whose policies set no limit at
+        // all is limited by the session level, which another policy raised.
+        let free = pol(json!({"id": "free", "access_rights": {"a": {}}}));
+        let limited = pol(json!({"id": "lim", "rate": 10, "per": 1, "access_rights": {"b": {}}}));
+        let eff = apply(&[&free, &limited]).unwrap();
+        assert_eq!(
+            limits(&eff, "a"),
+            (Some((10.0, 1.0)), None, "free".to_owned())
+        );
+        assert_eq!(
+            limits(&eff, "b"),
+            (Some((10.0, 1.0)), None, "lim".to_owned())
+        );
+        // A quota of -1 is not "all zero": that API stays unlimited.
+        let free = pol(json!({"id": "free", "quota_max": -1, "access_rights": {"a": {}}}));
+        let eff = apply(&[&free, &limited]).unwrap();
+        assert_eq!(limits(&eff, "a").0, None);
+    }
+
+    #[test]
+    fn per_api_limits_come_from_each_api() {
+        let per_api = pol(json!({"id": "per_api", "partitions": {"per_api": true},
+        "access_rights": {
+            "c": {"limit": {"rate": 2000, "per": 60, "quota_max": -1}},
+            "d": {"limit": {"rate": 20, "per": 1, "quota_max": 1000, "quota_renewal_rate": 3600}}
+        }}));
+        let eff = apply(&[&per_api]).unwrap();
+        assert_eq!(
+            limits(&eff, "c"),
+            (Some((2000.0, 60.0)), None, "c".to_owned())
+        );
+        assert_eq!(
+            limits(&eff, "d"),
+            (Some((20.0, 1.0)), Some((1000, 3600)), "d".to_owned())
+        );
+
+        // An API without its own limit takes the policy's, counted under the policy id.
+        let from_policy = pol(
+            json!({"id": "from_policy", "rate": 300, "per": 1, "quota_max": -1,
+            "partitions": {"per_api": true},
+            "access_rights": {
+                "d": {"limit": {"rate": 200, "per": 10, "quota_max": 5000, "quota_renewal_rate": 3600}},
+                "e": {}
+            }}),
+        );
+        let eff = apply(&[&from_policy]).unwrap();
+        assert_eq!(
+            limits(&eff, "d"),
+            (Some((200.0, 10.0)), Some((5000, 3600)), "d".to_owned())
+        );
+        assert_eq!(
+            limits(&eff, "e"),
+            (Some((300.0, 1.0)), None, "from_policy".to_owned())
+        );
+
+        // "Per API with limits override": a later policy with a less permissive rate on d keeps
+        // the earlier, more permissive one.
+        let api_d = pol(json!({"id": "api_d", "partitions": {"per_api": true},
+            "access_rights": {"d": {"limit": {"rate": 200, "per": 10, "quota_max": 5000,
+                "quota_renewal_rate": 3600}}}}));
+        let slower_d = pol(json!({"id": "slower_d", "partitions": {"per_api": true},
+            "access_rights": {"d": {"limit": {"rate": 400, "per": 25, "quota_max": 5000,
+                "quota_renewal_rate": 3600}}}}));
+        let eff = apply(&[&from_policy, &api_d, &slower_d]).unwrap();
+        assert_eq!(
+            limits(&eff, "d"),
+            (Some((200.0, 10.0)), Some((5000, 3600)), "d".to_owned())
+        );
+        assert_eq!(
+            limits(&eff, "e"),
+            (Some((300.0, 1.0)), None, "from_policy".to_owned())
+        );
+
+        // "several policies with per_api set specifying limits for the same APIs".
+        let api_c = pol(json!({"id": "api_c", "partitions": {"per_api": true},
+            "access_rights": {"c": {"limit": {"rate": 3000, "per": 10, "quota_max": 6000,
+                "quota_renewal_rate": 3600}}}}));
+        let eff = apply(&[&per_api, &api_d, &api_c]).unwrap();
+        assert_eq!(
+            limits(&eff, "c"),
+            (Some((3000.0, 10.0)), None, "c".to_owned())
+        );
+        assert_eq!(
+            limits(&eff, "d"),
+            (Some((200.0, 10.0)), Some((5000, 3600)), "d".to_owned())
+        );
+    }
+
+    #[test]
+    fn per_api_later_policy_replaces_the_acl_of_an_api() {
+        // With per_api, Tyk keeps the later policy's versions and allowed_urls for an API it
+        // grants too (only the limits are merged).
+        let first = pol(json!({"id": "first", "partitions": {"per_api": true},
+            "access_rights": {"a": {"versions": ["v1"],
+                "allowed_urls": [{"url": "^/x", "methods": ["GET"]}]}}}));
+        let second = pol(json!({"id": "second", "partitions": {"per_api": true},
+            "access_rights": {"a": {"versions": ["v2"],
+                "allowed_urls": [{"url": "^/y", "methods": ["GET"]}]}}}));
+        let eff = apply(&[&first, &second]).unwrap();
+        assert_eq!(eff.access_rights["a"].versions, ids(&["v2"]));
+        let urls: Vec<&str> = eff.access_rights["a"]
+            .allowed_urls
+            .iter()
+            .map(|u| u.url.as_str())
+            .collect();
+        assert_eq!(urls, ["^/y"]);
+    }
+
+    #[test]
+    fn per_api_and_partitions_do_not_mix() {
+        let both = pol(
+            json!({"id": "both", "partitions": {"per_api": true, "rate_limit": true},
+            "access_rights": {"d": {}}}),
+        );
+        let e = apply(&[&both]).unwrap_err();
+        assert_eq!(e, AuthzError::PerApiWithPartitions { id: "both".into() });
+        assert_eq!(
+            (e.status(), e.message().as_str()),
+            (
+                500,
+                "failed to create key: cannot apply policy both which has per_api and any of partitions set"
+            )
+        );
+        let per_api = pol(json!({"id": "pa", "partitions": {"per_api": true},
+            "access_rights": {"d": {"limit": {"rate": 1, "per": 1}}}}));
+        let quota = pol(json!({"id": "quota1", "quota_max": 2, "partitions": {"quota": true}}));
+        let rate = pol(json!({"id": "rate1", "rate": 3, "partitions": {"rate_limit": true}}));
+        for pols in [[&per_api, &quota], [&rate, &per_api]] {
+            let e = apply(&pols).unwrap_err();
+            assert_eq!(e, AuthzError::MixedPerApiAndPartitions);
+            assert_eq!(
+                (e.status(), e.message().as_str()),
+                (
+                    500,
+                    "failed to create key: cannot apply multiple policies when some have per_api set and some are partitioned"
+                )
+            );
+        }
+        // A non-partitioned policy after a per_api one is allowed (Tyk only refuses partitioned).
+        let plain = pol(json!({"id": "plain", "rate": 5, "per": 1, "access_rights": {"e": {}}}));
+        let eff = apply(&[&per_api, &plain]).unwrap();
+        assert_eq!(granted(&eff), ["d", "e"]);
+        // Without per_api, access_rights.<api>.limit is ignored, as in Tyk.
+        let ignored = pol(json!({"id": "ignored", "rate": 5, "per": 1,
+            "access_rights": {"a": {"limit": {"rate": 1000, "per": 1}}}}));
+        assert_eq!(
+            apply(&[&ignored]).unwrap().limits_for("a").unwrap().rate,
+            Some((5.0, 1.0))
+        );
+    }
+
+    fn endpoints_of(eff: &EffectivePolicy, api: &str) -> Vec<(String, String, Rate)> {
+        eff.access_rights[api]
+            .endpoints
+            .iter()
+            .flat_map(|e| {
+                e.methods
+                    .iter()
+                    .map(|m| (e.path.clone(), m.name.clone(), m.rate))
+            })
+            .collect()
+    }
+
+    fn sorted(mut v: Vec<(String, String, Rate)>) -> Vec<(String, String, Rate)> {
+        v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        v
+    }
+
+    fn ep(path: &str, method: &str, rate: Rate) -> (String, String, Rate) {
+        (path.to_owned(), method.to_owned(), rate)
+    }
+
+    #[test]
+    fn per_api_and_endpoint_limits() {
+        // Tyk's "Per API and per endpoint policies" and "Endpoint level limits overlapping".
+        let from_policy = pol(
+            json!({"id": "from_policy", "rate": 300, "per": 1, "quota_max": -1,
+            "partitions": {"per_api": true},
+            "access_rights": {
+                "d": {"limit": {"rate": 200, "per": 10, "quota_max": 5000, "quota_renewal_rate": 3600}},
+                "e": {}
+            }}),
+        );
+        let endpoints = json!([
+            {"path": "/get", "methods": [{"name": "GET", "limit": {"rate": -1}}]},
+            {"path": "/post", "methods": [{"name": "POST", "limit": {"rate": 300, "per": 10}}]}
+        ]);
+        let with_endpoints = pol(json!({"id": "with_endpoints", "rate": 500, "per": 1,
+        "quota_max": -1, "partitions": {"per_api": true},
+        "access_rights": {
+            "d": {"limit": {"rate": 100, "per": 10}, "endpoints": endpoints},
+            "e": {"endpoints": endpoints}
+        }}));
+        let want_eps = vec![
+            ep("/get", "GET", None),
+            ep("/post", "POST", Some((300.0, 10.0))),
+        ];
+        both_orders(&[&from_policy, &with_endpoints], |eff| {
+            assert_eq!(
+                limits(eff, "e"),
+                (Some((500.0, 1.0)), None, "with_endpoints".to_owned())
+            );
+            assert_eq!(
+                limits(eff, "d"),
+                (Some((200.0, 10.0)), Some((5000, 3600)), "d".to_owned())
+            );
+            assert_eq!(sorted(endpoints_of(eff, "d")), want_eps);
+            assert_eq!(sorted(endpoints_of(eff, "e")), want_eps);
+        });
+        let different_d = pol(
+            json!({"id": "different_d", "rate": 500, "per": 1, "quota_max": -1,
+            "partitions": {"per_api": true},
+            "access_rights": {"d": {"limit": {"rate": 100, "per": 10}, "endpoints": [
+                {"path": "/get", "methods": [{"name": "GET", "limit": {"rate": -1}}]},
+                {"path": "/post", "methods": [{"name": "POST", "limit": {"rate": 400, "per": 11}}]},
+                {"path": "/anything", "methods": [{"name": "PUT", "limit": {"rate": 500, "per": 10}}]}
+            ]}}}),
+        );
+        both_orders(&[&from_policy, &with_endpoints, &different_d], |eff| {
+            assert_eq!(
+                sorted(endpoints_of(eff, "d")),
+                vec![
+                    ep("/anything", "PUT", Some((500.0, 10.0))),
+                    ep("/get", "GET", None),
+                    ep("/post", "POST", Some((400.0, 11.0))),
+                ]
+            );
+            assert_eq!(sorted(endpoints_of(eff, "e")), want_eps);
+            assert_eq!(limits(eff, "e").0, Some((500.0, 1.0)));
+            assert_eq!(limits(eff, "d").1, Some((5000, 3600)));
+        });
+    }
+
+    #[test]
+    fn endpoint_limits_need_the_rate_limit_partition() {
+        let acl_only = pol(
+            json!({"id": "acl_only", "rate": 500, "per": 1, "quota_max": -1,
+            "partitions": {"acl": true}, "access_rights": {"d": {"endpoints": [
+                {"path": "/get", "methods": [{"name": "GET", "limit": {"rate": -1}}]}]}}}),
+        );
+        let quota_only = pol(json!({"id": "quota_only", "quota_max": 1000,
+            "partitions": {"quota": true}}));
+        assert!(endpoints_of(&apply(&[&acl_only]).unwrap(), "d").is_empty());
+        both_orders(&[&acl_only, &quota_only], |eff| {
+            assert!(endpoints_of(eff, "d").is_empty());
+        });
+    }
+
+    #[test]
+    fn endpoint_limits_of_non_partitioned_policies_merge_to_the_highest_rate() {
+        let get = |id: &str, rate: Value| {
+            pol(json!({"id": id, "rate": 500, "per": 1, "quota_max": -1,
+                "partitions": {"acl": true, "rate_limit": true, "quota": true},
+                "access_rights": {"d": {"endpoints": [
+                    {"path": "/get", "methods": [{"name": "GET", "limit": rate}]}]}}}))
+        };
+        let rl1 = get("rl1", json!({"rate": 10, "per": 60}));
+        let rl2 = get("rl2", json!({"rate": 20, "per": 60}));
+        let rl3 = get("rl3", json!({"rate": -1}));
+        let post = pol(json!({"id": "post", "rate": 500, "per": 1, "quota_max": -1,
+            "partitions": {"acl": true, "rate_limit": true, "quota": true},
+            "access_rights": {"d": {"endpoints": [
+                {"path": "/post", "methods": [{"name": "POST", "limit": {"rate": 20, "per": 60}}]}]}}}));
+        let e_get = pol(
+            json!({"id": "e_get", "rate": 500, "per": 1, "quota_max": -1,
+            "partitions": {"acl": true, "rate_limit": true, "quota": true},
+            "access_rights": {"e": {"endpoints": [
+                {"path": "/get", "methods": [{"name": "GET", "limit": {"rate": 100, "per": 60}}]}]}}}),
+        );
+        both_orders(&[&rl1, &rl2], |eff| {
+            assert_eq!(
+                endpoints_of(eff, "d"),
+                vec![ep("/get", "GET", Some((20.0, 60.0)))]
+            );
+        });
+        both_orders(&[&rl1, &rl2, &rl3], |eff| {
+            assert_eq!(endpoints_of(eff, "d"), vec![ep("/get", "GET", None)]);
+        });
+        both_orders(&[&rl1, &rl2, &rl3, &post, &e_get], |eff| {
+            assert_eq!(
+                sorted(endpoints_of(eff, "d")),
+                vec![
+                    ep("/get", "GET", None),
+                    ep("/post", "POST", Some((20.0, 60.0)))
+                ]
+            );
+            assert_eq!(
+                endpoints_of(eff, "e"),
+                vec![ep("/get", "GET", Some((100.0, 60.0)))]
+            );
+        });
+        // A policy without endpoint limits on the API keeps the other policy's.
+        let plain = pol(json!({"id": "plain", "rate": 500, "per": 1, "access_rights": {"d": {}}}));
+        both_orders(&[&rl1, &plain], |eff| {
+            assert_eq!(
+                endpoints_of(eff, "d"),
+                vec![ep("/get", "GET", Some((10.0, 60.0)))]
+            );
+        });
+    }
+
+    #[test]
+    fn endpoint_merge_cases() {
+        // Tyk's testdata/apply_endpoint_rl.json, case by case.
+        let raw = |path: &str, name: &str, rate: f64, per: f64| RawEndpoint {
+            path: path.into(),
+            methods: vec![(name.into(), rate, per)],
+        };
+        let user_10_60 = raw("/user", "GET", 10.0, 60.0);
+        let user_5_30 = raw("/user", "GET", 5.0, 30.0);
+        let admin = raw("/admin", "POST", 5.0, 30.0);
+        let cases: Vec<(Vec<RawEndpoint>, Vec<RawEndpoint>, Vec<RawEndpoint>)> = vec![
+            (vec![], vec![], vec![]),
+            (vec![], vec![user_10_60.clone()], vec![user_10_60.clone()]),
+            (vec![user_10_60.clone()], vec![], vec![user_10_60.clone()]),
+            (
+                vec![user_10_60.clone()],
+                vec![admin.clone()],
+                vec![admin.clone(), user_10_60.clone()],
+            ),
+            // Same interval (6 s per request): the higher rate wins, either way round.
+            (
+                vec![user_10_60.clone()],
+                vec![user_5_30.clone()],
+                vec![user_10_60.clone()],
+            ),
+            (
+                vec![user_5_30.clone()],
+                vec![user_10_60.clone()],
+                vec![user_10_60.clone()],
+            ),
+            (
+                vec![user_10_60.clone()],
+                vec![user_10_60.clone()],
+                vec![user_10_60.clone()],
+            ),
+            // A shorter interval wins; unlimited (-1) wins over everything.
+            (
+                vec![raw("/user", "GET", 1.0, 60.0)],
+                vec![user_10_60.clone()],
+                vec![user_10_60.clone()],
+            ),
+            (
+                vec![user_10_60.clone()],
+                vec![raw("/user", "GET", -1.0, 0.0)],
+                vec![raw("/user", "GET", -1.0, 0.0)],
+            ),
+        ];
+        for (policy, current, want) in cases {
+            assert_eq!(
+                merge_endpoints(&policy, &current),
+                want,
+                "{policy:?} + {current:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn endpoint_limit_finds_the_first_matching_endpoint() {
+        let p = pol(
+            json!({"id": "p", "rate": 100, "per": 1, "access_rights": {"a": {"endpoints": [
+                {"path": "/items/{id}", "methods": [
+                    {"name": "GET", "limit": {"rate": 10, "per": 60}},
+                    {"name": "delete", "limit": {"rate": 1, "per": 60}}]},
+                {"path": "/items", "methods": [{"name": "GET", "limit": {"rate": 50, "per": 60}}]},
+                {"path": "^/free$", "methods": [{"name": "GET", "limit": {"rate": -1}}]},
+                {"path": "/files/*", "methods": [{"name": "PUT", "limit": {"rate": 2, "per": 1}}]}
+            ]}}}),
+        );
+        let eff = apply(&[&p]).unwrap();
+        let rate_of = |path: &str, method: &str| {
+            eff.endpoint_limit("a", path, method)
+                .map(|l| (l.path.to_owned(), l.rate))
+        };
+        type Found<'a> = Option<(&'a str, Rate)>;
+        let cases: Vec<(&str, &str, Found<'_>)> = vec![
+            ("/items/1", "GET", Some(("/items/{id}", Some((10.0, 60.0))))),
+            // Methods match case-insensitively, both ways.
+            ("/items/1", "get", Some(("/items/{id}", Some((10.0, 60.0))))),
+            (
+                "/items/1",
+                "DELETE",
+                Some(("/items/{id}", Some((1.0, 60.0)))),
+            ),
+            // The first entry does not match /items; the second does.
+            ("/items", "GET", Some(("/items", Some((50.0, 60.0))))),
+            // Patterns are searched unanchored, as allowed_urls are.
+            ("/v2/items", "GET", Some(("/items", Some((50.0, 60.0))))),
+            ("/items/1", "POST", None),
+            // An unlimited endpoint: found, with no rate (it replaces the API's limit).
+            ("/free", "GET", Some(("^/free$", None))),
+            ("/free/x", "GET", None),
+            ("/files/a/b", "PUT", Some(("/files/*", Some((2.0, 1.0))))),
+            ("/other", "GET", None),
+        ];
+        for (path, method, want) in cases {
+            assert_eq!(
+                rate_of(path, method),
+                want.map(|(p, r)| (p.to_owned(), r)),
+                "{method} {path}"
+            );
+        }
+        assert!(eff.endpoint_limit("nope", "/items", "GET").is_none());
+    }
+
+    #[test]
+    fn endpoint_counter_keys_are_distinct_and_safe() {
+        let p = pol(json!({"id": "p", "access_rights": {"a": {"endpoints": [
+            {"path": "/items/{id}", "methods": [
+                {"name": "GET", "limit": {"rate": 1, "per": 1}},
+                {"name": "POST", "limit": {"rate": 1, "per": 1}}]},
+            {"path": "/items/{id} x:y", "methods": [{"name": "GET", "limit": {"rate": 1, "per": 1}}]},
+            {"path": "/a:b", "methods": [{"name": "GET", "limit": {"rate": 1, "per": 1}}]},
+            {"path": "/a", "methods": [{"name": "GET:", "limit": {"rate": 1, "per": 1}}]}
+        ]}}}));
+        let eff = apply(&[&p]).unwrap();
+        let keys: Vec<&str> = eff.access_rights["a"]
+            .endpoints
+            .iter()
+            .flat_map(|e| e.methods.iter().map(|m| m.key.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "GET:/items/%7Bid%7D",
+                "POST:/items/%7Bid%7D",
+                "GET:/items/%7Bid%7D%20x%3Ay",
+                "GET:/a%3Ab",
+                "GET%3A:/a"
+            ]
+        );
+        let unique: BTreeSet<&str> = keys.iter().copied().collect();
+        assert_eq!(unique.len(), keys.len());
+        for k in keys {
+            assert!(
+                !k.contains([' ', '{', '}', '\n']),
+                "{k} is not safe in a Redis key"
+            );
+        }
+        assert_eq!(
+            eff.endpoint_limit("a", "/items/7", "POST").map(|l| l.key),
+            Some("POST:/items/%7Bid%7D")
+        );
+    }
+
+    #[test]
+    fn tyk_merges_allowed_urls_per_path() {
+        // Tyk's "Merge per path rules for the same API".
+        let per_path1 = pol(json!({"id": "pp1", "access_rights": {
+            "a": {"allowed_urls": [{"url": "/user", "methods": ["GET", "POST"]}]},
+            "b": {"allowed_urls": [{"url": "/", "methods": ["PUT"]}]}}}));
+        let per_path2 = pol(json!({"id": "pp2", "access_rights": {
+            "a": {"allowed_urls": [{"url": "/user", "methods": ["GET"]},
+                {"url": "/companies", "methods": ["GET", "POST"]}]}}}));
+        let eff = apply(&[&per_path2, &per_path1]).unwrap();
+        let urls = |api: &str| -> Vec<(String, Vec<String>)> {
+            eff.access_rights[api]
+                .allowed_urls
+                .iter()
+                .map(|u| (u.url.clone(), u.methods.clone()))
+                .collect()
+        };
+        assert_eq!(
+            urls("a"),
+            vec![
+                ("/user".to_owned(), ids(&["GET", "POST"])),
+                ("/companies".to_owned(), ids(&["GET", "POST"]))
+            ]
+        );
+        assert_eq!(urls("b"), vec![("/".to_owned(), ids(&["PUT"]))]);
+        // The policies themselves are untouched.
+        assert_eq!(
+            per_path2.access_rights["a"].allowed_urls[0].methods,
+            ids(&["GET"])
+        );
+    }
+
+    #[test]
+    fn inactive_policies_and_states_make_the_session_inactive() {
+        let tags = pol(json!({"id": "tags1", "tags": ["tagA"], "access_rights": {"a": {}}}));
+        for inactive in [
+            json!({"id": "x", "is_inactive": true, "partitions": {"rate_limit": true}}),
+            json!({"id": "x", "state": "deny", "access_rights": {"a": {}}}),
+            json!({"id": "x", "state": "draft", "access_rights": {"a": {}}}),
+            json!({"id": "x", "active": false, "access_rights": {"a": {}}}),
+        ] {
+            let inactive = pol(inactive);
+            both_orders(&[&tags, &inactive], |eff| {
+                assert!(eff.inactive, "{inactive:?}");
+                let s = SessionState::new("u", eff, None, None, T0);
+                assert_eq!(
+                    authorize(eff, &s, T0, "a", None, "/", "GET"),
+                    Err(AuthzError::KeyInactive)
+                );
+            });
+        }
+        let acl =
+            pol(json!({"id": "acl", "partitions": {"acl": true}, "access_rights": {"a": {}}}));
+        assert!(!apply(&[&tags, &acl]).unwrap().inactive);
+    }
+
+    #[test]
+    fn a_stored_deny_policy_grants_nothing() {
+        // The gateway reads stored documents; `state` must be honoured there (issue 11).
+        let mut gw = Gw::new().with_api("a", |_| {});
+        for (state, want) in [
+            ("active", Ok(())),
+            ("deny", forbidden("Key is inactive, please renew")),
+            ("draft", forbidden("Key is inactive, please renew")),
+        ] {
+            gw = gw.with_policy(pol(
+                json!({"id": "p", "state": state, "access_rights": {"a": {}}}),
+            ));
+            assert_eq!(
+                gw.call("a", json!({"user_id": "u", "policy_id": "p"})),
+                want,
+                "{state}"
+            );
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Organisations
+
+    fn org_policy(id: &str, org: &str) -> Policy {
+        pol(json!({"id": id, "org_id": org, "access_rights": {"a": {}}}))
+    }
+
+    #[test]
+    fn a_policy_claim_of_another_org_is_no_matching_policy() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| a.org_id = "org1".into())
+            .with_policy(org_policy("mine", "org1"))
+            .with_policy(org_policy("theirs", "org2"))
+            .with_policy(org_policy("none", ""));
+        assert_eq!(
+            gw.call("a", json!({"user_id": "u", "policy_id": "mine"})),
+            Ok(())
+        );
+        for id in ["theirs", "none"] {
+            assert_eq!(
+                gw.call("a", json!({"user_id": "u", "policy_id": id})),
+                forbidden(NO_MATCHING_POLICY),
+                "{id}"
+            );
+        }
+        // The common case: neither the API nor the policy has an org_id.
+        let mut gw = Gw::new()
+            .with_api("a", |_| {})
+            .with_policy(org_policy("p", ""))
+            .with_policy(org_policy("q", "org1"));
+        assert_eq!(
+            gw.call("a", json!({"user_id": "u", "policy_id": "p"})),
+            Ok(())
+        );
+        assert_eq!(
+            gw.call("a", json!({"user_id": "u", "policy_id": "q"})),
+            forbidden(NO_MATCHING_POLICY)
+        );
+    }
+
+    #[test]
+    fn default_and_scope_policies_of_another_org_fail_the_request() {
+        let mut gw = Gw::new()
+            .with_api("a", |a| {
+                a.org_id = "org1".into();
+                a.jwt_policy_field_name.clear();
+                a.jwt_default_policies = ids(&["mine", "theirs"]);
+            })
+            .with_policy(org_policy("mine", "org1"))
+            .with_policy(org_policy("theirs", "org2"));
+        let e = gw.call("a", json!({"user_id": "u"})).unwrap_err();
+        assert_eq!(
+            e,
+            (
+                500,
+                "failed to create key: attempting to apply policy from different organisation \
+                 to key, skipping"
+                    .to_owned()
+            )
+        );
+        // Not skipped like an unknown policy: an unknown one is dropped, a foreign one fails.
+        gw.api("a").jwt_default_policies = ids(&["mine", "unknown"]);
+        assert_eq!(gw.call("a", json!({"user_id": "u"})), Ok(()));
+
+        gw.api("a").jwt_scope_to_policy_mapping = [("read", "mine"), ("write", "theirs")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(
+            gw.call("a", json!({"user_id": "v", "scope": "read"})),
+            Ok(())
+        );
+        assert_eq!(
+            gw.call("a", json!({"user_id": "v", "scope": "read write"})),
+            forbidden("key not authorized: could not apply several policies")
+        );
+    }
+
+    #[test]
+    fn resolve_for_org_errors() {
+        let api = ApiDefinition {
+            jwt_policy_field_name: "pol".into(),
+            ..Default::default()
+        };
+        let exists = |id: &str| id != "unknown";
+        let in_org = |id: &str| !id.starts_with("foreign");
+        let run = |claims: Value, client: Option<&[String]>| {
+            resolve_policies_for_org(
+                ResolveInput {
+                    claims: &obj(claims),
+                    api: &api,
+                    policy_exists: &exists,
+                    session_exists: false,
+                    client_policies: client,
+                },
+                &in_org,
+            )
+        };
+        assert_eq!(run(json!({"pol": "p"}), None), Ok(ids(&["p"])));
+        assert_eq!(
+            run(json!({"pol": "foreign"}), None),
+            Err(AuthzError::NoMatchingPolicy)
+        );
+        let client = ids(&["p", "foreign-c"]);
+        assert_eq!(
+            run(json!({}), Some(&client)),
+            Err(AuthzError::NoMatchingPolicy)
+        );
+        let client = ids(&["p", "unknown"]);
+        assert_eq!(run(json!({}), Some(&client)), Ok(ids(&["p"])));
+        // The plain form does not check organisations.
+        let plain = resolve_policies(ResolveInput {
+            claims: &obj(json!({"pol": "foreign"})),
+            api: &api,
+            policy_exists: &exists,
+            session_exists: false,
+            client_policies: None,
+        });
+        assert_eq!(plain, Ok(ids(&["foreign"])));
+        for (e, status) in [
+            (AuthzError::ForeignOrgPolicy { id: "x".into() }, 500),
+            (
+                AuthzError::CouldNotApplyScopePolicies { id: "x".into() },
+                403,
+            ),
+            (AuthzError::MixedPerApiAndPartitions, 500),
+            (AuthzError::PerApiWithPartitions { id: "x".into() }, 500),
+        ] {
+            assert_eq!(e.status(), status, "{e:?}");
+            assert!(
+                !e.message().contains("\"x\""),
+                "ids stay out of public messages: {e}"
+            );
+        }
     }
 }
