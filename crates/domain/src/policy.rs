@@ -553,6 +553,11 @@ pub const POLICY_FIELDS: &[(&str, FieldSupport, &str)] = &[
         "Tyk's runtime renewal time; Gatehouse keeps its own",
     ),
     (
+        "access_rights.*.limit.set_by_policy",
+        FieldSupport::Kept,
+        "a Dashboard form flag; Tyk's gateway ignores it too",
+    ),
+    (
         "access_rights.*.limit.smoothing",
         FieldSupport::Refused,
         "rate-limit smoothing lowers the allowance under load; not implemented (`enabled: false` is accepted)",
@@ -1188,7 +1193,7 @@ mod tests {
         let limit = json!({"rate": 100, "per": 60, "throttle_interval": -1,
             "throttle_retry_limit": -1, "max_query_depth": -1, "quota_max": -1,
             "quota_renews": 1700000000, "quota_remaining": 0, "quota_renewal_rate": -1,
-            "smoothing": null});
+            "smoothing": null, "set_by_policy": true});
         let access = json!({
             "api_id": "a1", "api_name": "A", "versions": ["Default"],
             "allowed_urls": [], "restricted_types": [], "allowed_types": [],
