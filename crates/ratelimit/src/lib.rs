@@ -119,8 +119,12 @@
 //! `consume` changes nothing, so `used` never exceeds `max`). Windows are in wall-clock unix
 //! seconds so they survive restarts; a period is rounded up to whole seconds. Unlimited quotas
 //! (`quota_max <= 0`) are `None` from [`QuotaLimit::from_tyk`]: the gateway does not call the
-//! counter at all. A policy edit to `max` applies at once; an edit to `period` applies from the
-//! next window (as a Redis key keeps its TTL).
+//! counter at all. A quota that never renews (Tyk's `quota_renewal_rate: 0`,
+//! [`QuotaLimit::never_renewing`]) is a window of [`QuotaLimit::NEVER_RENEWS`] (100 years):
+//! locally, persisted and in Redis alike it simply never ends. A policy edit to `max` applies at
+//! once; a longer `period` applies from the next window; a shorter one ends the current window at
+//! most one new period from now (so turning a never-renewing quota into a renewing one takes
+//! effect, and a Redis key's TTL is shortened the same way).
 //!
 //! # Rate limit then quota: why a combined check
 //! Tyk checks the rate limit first and then the quota, and a quota refusal has already used a
@@ -290,32 +294,54 @@ impl Limit {
 pub struct QuotaLimit {
     /// Requests per window. 0 refuses everything.
     pub max: u64,
-    /// Window length; rounded up to whole seconds, at least 1 s.
+    /// Window length; rounded up to whole seconds, at least 1 s. [`QuotaLimit::NEVER_RENEWS`]
+    /// (or anything longer) is a quota that never renews.
     pub period: Duration,
 }
 
+/// [`QuotaLimit::NEVER_RENEWS`] in seconds: 100 years of 365 days.
+const NEVER_RENEWS_SECS: u64 = 100 * 365 * 24 * 60 * 60;
+
 impl QuotaLimit {
+    /// The window of a quota that never renews (Tyk's `quota_renewal_rate` of `0`): 100 years,
+    /// far beyond the life of any counter, yet small enough for every store (an `i64` of
+    /// seconds, a Redis `EX`, a Lua number of microseconds). A longer `period` counts as this.
+    pub const NEVER_RENEWS: Duration = Duration::from_secs(NEVER_RENEWS_SECS);
+
     /// `max` requests per `period`.
     pub const fn new(max: u64, period: Duration) -> Self {
         Self { max, period }
     }
 
-    /// From Tyk's `quota_max` and `quota_renewal_rate` (seconds). `None` means unlimited:
-    /// `quota_max <= 0` (Tyk's `-1`), and also `quota_renewal_rate <= 0`, which policy validation
-    /// rejects when `quota_max > 0`.
-    pub fn from_tyk(quota_max: i64, quota_renewal_rate: i64) -> Option<QuotaLimit> {
-        if quota_max <= 0 || quota_renewal_rate <= 0 {
-            return None;
-        }
-        Some(QuotaLimit::new(
-            quota_max as u64,
-            Duration::from_secs(quota_renewal_rate as u64),
-        ))
+    /// `max` requests, ever: the window opens at the first request and never ends, so once `max`
+    /// were admitted every later request is refused.
+    pub const fn never_renewing(max: u64) -> Self {
+        Self::new(max, Self::NEVER_RENEWS)
     }
 
-    /// The window in whole seconds (rounded up, at least 1).
+    /// Whether the quota renews (its window is shorter than [`QuotaLimit::NEVER_RENEWS`]).
+    pub fn renews(&self) -> bool {
+        self.window_secs() < NEVER_RENEWS_SECS
+    }
+
+    /// From Tyk's `quota_max` and `quota_renewal_rate` (seconds). `None` means unlimited:
+    /// `quota_max <= 0` (Tyk's `-1` and `0`). A `quota_renewal_rate <= 0` is a quota that never
+    /// renews ([`QuotaLimit::never_renewing`]), as in Tyk.
+    pub fn from_tyk(quota_max: i64, quota_renewal_rate: i64) -> Option<QuotaLimit> {
+        if quota_max <= 0 {
+            return None;
+        }
+        let max = quota_max as u64;
+        Some(if quota_renewal_rate <= 0 {
+            QuotaLimit::never_renewing(max)
+        } else {
+            QuotaLimit::new(max, Duration::from_secs(quota_renewal_rate as u64))
+        })
+    }
+
+    /// The window in whole seconds (rounded up, at least 1, at most [`QuotaLimit::NEVER_RENEWS`]).
     pub(crate) fn window_secs(&self) -> u64 {
-        ceil_secs(self.period).max(1)
+        ceil_secs(self.period).clamp(1, NEVER_RENEWS_SECS)
     }
 }
 
@@ -416,7 +442,7 @@ pub trait QuotaCounter: Send + Sync {
 }
 
 pub(crate) fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
 pub(crate) fn ns_to_duration(ns: u64) -> Duration {
@@ -466,7 +492,20 @@ mod tests {
         );
         assert_eq!(QuotaLimit::from_tyk(-1, 3600), None);
         assert_eq!(QuotaLimit::from_tyk(0, 3600), None);
-        assert_eq!(QuotaLimit::from_tyk(10, 0), None);
+        // A renewal of 0 (or less) never renews.
+        for renewal in [0, -1] {
+            let q = QuotaLimit::from_tyk(10, renewal).unwrap();
+            assert_eq!(q, QuotaLimit::never_renewing(10));
+            assert!(!q.renews());
+            assert_eq!(q.window_secs(), 100 * 365 * 86_400);
+        }
+        assert!(QuotaLimit::from_tyk(10, 1).unwrap().renews());
+        // Anything longer than the never-renewing window is the same window.
+        assert_eq!(
+            QuotaLimit::new(1, Duration::MAX).window_secs(),
+            3_153_600_000
+        );
+        assert!(!QuotaLimit::new(1, Duration::MAX).renews());
         assert_eq!(
             QuotaLimit::new(1, Duration::from_millis(1500)).window_secs(),
             2

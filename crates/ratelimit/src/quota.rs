@@ -159,9 +159,25 @@ impl QuotaState {
         Duration::from_secs(self.window_end()).saturating_sub(now)
     }
 
+    /// After a policy edit that shortened the period, the current window ends at most one new
+    /// period from now. Returns whether the window changed.
+    fn clamp_to(&mut self, now_secs: u64, q: QuotaLimit) -> bool {
+        if self.window_secs == 0 {
+            return false;
+        }
+        let latest = now_secs.saturating_add(q.window_secs());
+        if self.window_end() > latest && latest > self.window_start {
+            self.window_secs = latest - self.window_start;
+            return true;
+        }
+        false
+    }
+
     /// The decision for a request at `now` without recording it.
     pub(crate) fn peek(&self, now: Duration, q: QuotaLimit) -> Decision {
-        if self.expired(now.as_secs()) {
+        let mut st = *self;
+        st.clamp_to(now.as_secs(), q);
+        if st.expired(now.as_secs()) {
             // The next request would open a window of `q.period` starting now.
             return if q.max > 0 {
                 Decision::allowed(q.max, q.max, Duration::from_secs(q.window_secs()))
@@ -169,10 +185,10 @@ impl QuotaState {
                 Decision::refused(q.max, Duration::from_secs(q.window_secs()))
             };
         }
-        if self.used < q.max {
-            Decision::allowed(q.max, q.max - self.used, self.until_end(now))
+        if st.used < q.max {
+            Decision::allowed(q.max, q.max - st.used, st.until_end(now))
         } else {
-            Decision::refused(q.max, self.until_end(now))
+            Decision::refused(q.max, st.until_end(now))
         }
     }
 
@@ -180,9 +196,10 @@ impl QuotaState {
     /// changed. An ended window is renewed here, lazily, as Tyk does on the next request.
     pub(crate) fn consume(&mut self, now: Duration, q: QuotaLimit) -> (Decision, bool) {
         let now_secs = now.as_secs();
+        let clamped = self.clamp_to(now_secs, q);
         if self.expired(now_secs) {
             if q.max == 0 {
-                return (self.peek(now, q), false);
+                return (self.peek(now, q), clamped);
             }
             self.used = 0;
             self.window_start = now_secs;
@@ -195,7 +212,7 @@ impl QuotaState {
                 true,
             )
         } else {
-            (Decision::refused(q.max, self.until_end(now)), false)
+            (Decision::refused(q.max, self.until_end(now)), clamped)
         }
     }
 }

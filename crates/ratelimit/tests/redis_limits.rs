@@ -607,3 +607,56 @@ async fn ping_answers() {
     ctx.node().ping().await.unwrap();
     ctx.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_never_renewing_quota_keeps_its_count_and_a_long_ttl() {
+    let Some(ctx) = Ctx::new().await else { return };
+    let qc = RedisQuotaCounter::new(ctx.node());
+    let s = RedisSessionLimiter::new(ctx.node());
+    let q = QuotaLimit::from_tyk(2, 0).unwrap();
+    assert_eq!(qc.consume("once", q).await.unwrap().remaining, 1);
+    assert_eq!(qc.consume("once", q).await.unwrap().remaining, 0);
+    let refused = qc.consume("once", q).await.unwrap();
+    assert!(!refused.allowed);
+    let century = 100 * 365 * 86_400;
+    assert!(
+        refused.reset > secs(century - 60) && refused.reset <= secs(century),
+        "{:?}",
+        refused.reset
+    );
+    // The key expires only after 100 years (so it never renews in practice, yet is not
+    // immortal), and the same holds through the combined check.
+    let ttl: i64 = ctx.cmd(&["TTL", &qc.backend().quota_key("once")]).await;
+    assert!(
+        ttl > (century - 60) as i64 && ttl <= century as i64,
+        "{ttl}"
+    );
+    let d = s
+        .check(
+            Some(("rate-once", Limit::new(10, secs(1)))),
+            Some(("once", q)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.verdict, Verdict::QuotaExceeded);
+    ctx.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_shortened_period_shortens_the_redis_window() {
+    let Some(ctx) = Ctx::new().await else { return };
+    let qc = RedisQuotaCounter::new(ctx.node());
+    let never = QuotaLimit::never_renewing(1);
+    assert!(qc.consume("edit", never).await.unwrap().allowed);
+    // The policy now renews every 30 s: the used-up window ends within 30 s, not in 100 years.
+    let short = QuotaLimit::new(1, secs(30));
+    let peeked = qc.peek("edit", short).await.unwrap();
+    assert!(!peeked.allowed);
+    assert!(peeked.reset <= secs(30), "{:?}", peeked.reset);
+    let d = qc.consume("edit", short).await.unwrap();
+    assert!(!d.allowed);
+    assert!(d.reset <= secs(30), "{:?}", d.reset);
+    let ttl: i64 = ctx.cmd(&["PTTL", &qc.backend().quota_key("edit")]).await;
+    assert!(ttl > 0 && ttl <= 30_000, "{ttl}");
+    ctx.cleanup().await;
+}

@@ -19,7 +19,8 @@
 -- whole while end + per > now, which never undercounts. Field "t" holds the newest time. Both
 -- structures are always counted, so switching mode (a policy edit) never forgets a request.
 -- Quota: a string counter created with EX window_s by the first admitted request (the window opens
--- then); INCR only when admitted; the key's TTL is the time left in the window.
+-- then); INCR only when admitted; the key's TTL is the time left in the window. A quota that never
+-- renews comes with a window of 100 years (window_s * 1e6 stays below 2^53, exact in Lua).
 
 local SUB = 60
 
@@ -175,9 +176,12 @@ local function rate_peek(st)
   return { 1, count, until_expired(st, 1) }
 end
 
+-- Time left in the window, at most one period: a window longer than the period in force (the
+-- period was shortened by a policy edit, e.g. a never-renewing quota made renewing) ends one
+-- period from now.
 local function quota_ttl_us(kq, window)
   local ttl = redis.call('PTTL', kq)
-  if ttl < 0 then return window * 1000000 end
+  if ttl < 0 or ttl > window * 1000 then return window * 1000000 end
   return ttl * 1000
 end
 
@@ -201,8 +205,10 @@ local function quota_consume(kq, max, window)
     return { 1, 1, window * 1000000 }
   end
   local used = tonumber(v) or 0
-  if redis.call('PTTL', kq) < 0 then
-    -- Someone removed the TTL: restore it rather than keep the window forever.
+  local pttl = redis.call('PTTL', kq)
+  if pttl < 0 or pttl > window * 1000 then
+    -- Someone removed the TTL, or the period was shortened: the window ends one period from now
+    -- (a never-renewing quota has a window of 100 years, so it keeps a TTL too).
     redis.call('EXPIRE', kq, s(window))
   end
   local ttl = quota_ttl_us(kq, window)

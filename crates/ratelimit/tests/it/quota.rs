@@ -355,5 +355,70 @@ async fn idle_saved_keys_are_evicted_dirty_ones_are_kept() {
 fn unlimited_quotas_are_none() {
     assert_eq!(QuotaLimit::from_tyk(-1, 3600), None);
     assert_eq!(QuotaLimit::from_tyk(0, 3600), None);
+    assert_eq!(QuotaLimit::from_tyk(0, 0), None);
     assert!(QuotaLimit::from_tyk(1, 1).is_some());
+    assert_eq!(
+        QuotaLimit::from_tyk(1, 0),
+        Some(QuotaLimit::never_renewing(1))
+    );
+}
+
+#[tokio::test]
+async fn a_never_renewing_quota_never_renews_and_survives_restarts() {
+    let c = clock();
+    let store = Arc::new(MemoryQuotaPersistence::new());
+    let qc = counter(&store, &c).await;
+    // Tyk's quota_renewal_rate 0: 3 requests, ever.
+    let q = QuotaLimit::from_tyk(3, 0).unwrap();
+    assert!(!q.renews());
+    for left in [2, 1, 0] {
+        assert_eq!(qc.consume("once", q).await.unwrap().remaining, left);
+    }
+    let d = qc.consume("once", q).await.unwrap();
+    assert!(!d.allowed);
+    // Ten years later, still refused; nothing was swept.
+    c.advance(secs(10 * 365 * 86_400));
+    assert_eq!(qc.sweep(), 0);
+    assert!(!qc.consume("once", q).await.unwrap().allowed);
+    assert!(!qc.peek("once", q).await.unwrap().allowed);
+    // The persisted window fits an i64 of seconds and is not expired: a restart keeps it.
+    qc.flush().await.unwrap();
+    let r = store.get("once").unwrap();
+    assert_eq!((r.used, r.window_start_unix), (3, T0.as_secs()));
+    assert_eq!(r.window_secs, 100 * 365 * 86_400);
+    assert!(i64::try_from(r.window_start_unix + r.window_secs).is_ok());
+    drop(qc);
+    let qc = counter(&store, &c).await;
+    assert!(!qc.consume("once", q).await.unwrap().allowed);
+}
+
+#[tokio::test]
+async fn a_shortened_period_ends_the_current_window_within_one_new_period() {
+    let c = clock();
+    let store = Arc::new(MemoryQuotaPersistence::new());
+    let qc = counter(&store, &c).await;
+    let never = QuotaLimit::never_renewing(2);
+    qc.consume("k", never).await.unwrap();
+    qc.consume("k", never).await.unwrap();
+    assert!(!qc.consume("k", never).await.unwrap().allowed);
+    // The policy now renews hourly: the used-up window ends an hour from now, not in 100 years.
+    c.advance(secs(600));
+    let hourly = QuotaLimit::new(2, secs(3600));
+    let peeked = qc.peek("k", hourly).await.unwrap();
+    assert_eq!((peeked.allowed, peeked.reset), (false, secs(3600)));
+    let d = qc.consume("k", hourly).await.unwrap();
+    assert_eq!((d.allowed, d.reset), (false, secs(3600)));
+    // The shortened window is saved.
+    qc.flush().await.unwrap();
+    assert_eq!(store.get("k").unwrap().window_secs, 600 + 3600);
+    c.advance(secs(3600));
+    assert!(qc.consume("k", hourly).await.unwrap().allowed);
+    // A longer period applies from the next window only.
+    let daily = QuotaLimit::new(2, secs(86_400));
+    let d = qc.consume("k", daily).await.unwrap();
+    assert_eq!(
+        d.reset,
+        secs(3600),
+        "the current hourly window keeps its end"
+    );
 }
