@@ -435,13 +435,23 @@ pub async fn authenticate(
     let client_policies = portal_client.map(|c| c.policies.as_slice());
     let session_key = format!("{}:{identity}", def.org_id);
     let exists = |id: &str| snapshot.policies.contains_key(id);
-    let ids = session::resolve_policies(ResolveInput {
-        claims,
-        api: def,
-        policy_exists: &exists,
-        session_exists: sessions.contains(&session_key),
-        client_policies,
-    })
+    // A policy of another organisation than the API's is never applied (Tyk's rule).
+    let in_org = |id: &str| {
+        snapshot
+            .policies
+            .get(id)
+            .is_some_and(|p| p.applies_to_org(&def.org_id))
+    };
+    let ids = session::resolve_policies_for_org(
+        ResolveInput {
+            claims,
+            api: def,
+            policy_exists: &exists,
+            session_exists: sessions.contains(&session_key),
+            client_policies,
+        },
+        &in_org,
+    )
     .map_err(|e| authz_error(&e))?;
     let effective = snapshot
         .effective_policy(&ids)

@@ -239,7 +239,7 @@ impl Gateway {
                     head.method.as_str(),
                 )
                 .inspect_err(|e| ex.set_outcome(auth_outcome(e)))?;
-                self.session_limits(&mut ctx, ex).await?;
+                self.session_limits(&mut ctx, &head, ex).await?;
                 ex.set_outcome(AuthOutcome::Ok);
             }
         }
@@ -383,6 +383,7 @@ impl Gateway {
     async fn session_limits(
         &self,
         ctx: &mut RequestCtx,
+        head: &http::request::Parts,
         ex: &mut Exchange,
     ) -> Result<(), GatewayError> {
         let def = &ctx.api.def;
@@ -397,8 +398,19 @@ impl Gateway {
         } else {
             format!("{}-", limits.scope_key)
         };
+        // A matching per-endpoint limit of the policies (`access_rights[api].endpoints`)
+        // replaces the API's rate for this request, counted on its own; the quota is shared.
+        let endpoint = a.effective.endpoint_limit(
+            &def.api_id,
+            ctx.rel_path(head.uri.path()),
+            head.method.as_str(),
+        );
+        let session_rate = match &endpoint {
+            Some(e) => e.rate,
+            None => limits.rate,
+        };
         let rate = (!def.disable_rate_limit)
-            .then(|| limits.rate.and_then(|(r, p)| Limit::from_tyk(r, p)))
+            .then(|| session_rate.and_then(|(r, p)| Limit::from_tyk(r, p)))
             .flatten();
         let quota = (!def.disable_quota)
             .then(|| limits.quota.and_then(|(m, r)| QuotaLimit::from_tyk(m, r)))
@@ -408,7 +420,13 @@ impl Gateway {
         }
         // The identity in braces: a Redis Cluster hash tag, so both keys share a slot.
         let who = format!("{scope}{{{}:{}}}", def.org_id, a.identity);
-        let rate_key = format!("rate-limit-{who}");
+        let rate_key = match &endpoint {
+            Some(e) => format!(
+                "rate-limit-{scope}{}-{{{}:{}}}",
+                e.key, def.org_id, a.identity
+            ),
+            None => format!("rate-limit-{who}"),
+        };
         let quota_key = format!("quota-{who}");
         let d = self
             .limiters
