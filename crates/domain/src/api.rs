@@ -596,6 +596,12 @@ const UNSUPPORTED_AUTH: &[&str] = &[
     "external_oauth",
 ];
 
+/// The warning for a JWT API that checks neither `iss` nor `aud`.
+pub const JWT_UNRESTRICTED_WARNING: &str = "jwt_allowed_issuers, jwt_allowed_audiences: neither is set, so any token signed by a key \
+     of this API's key source is accepted, including tokens the same IdP issued for other \
+     applications; set jwt_allowed_issuers to the IdP's issuer and, if its tokens carry one, \
+     jwt_allowed_audiences to this API's audience";
+
 fn warnings_for(obj: &Map<String, Value>, def: &ApiDefinition) -> Vec<String> {
     let mut out = Vec::new();
     for (k, v) in obj {
@@ -642,6 +648,12 @@ fn warnings_for(obj: &Map<String, Value>, def: &ApiDefinition) -> Vec<String> {
     }
     if def.jwt_skip_kid {
         out.push("jwt_skip_kid: only meaningful in Tyk's one-to-one mode; ignored".to_owned());
+    }
+    if def.auth_mode() == AuthMode::Jwt
+        && def.jwt_allowed_issuers.is_empty()
+        && def.jwt_allowed_audiences.is_empty()
+    {
+        out.push(JWT_UNRESTRICTED_WARNING.to_owned());
     }
     if def.auth_mode() == AuthMode::Unsupported {
         out.push(
@@ -880,6 +892,29 @@ mod tests {
         );
         assert!(!w.contains("enable_batch_request_support"), "{w}");
         assert!(!w.contains("custom_middleware"), "{w}");
+    }
+
+    #[test]
+    fn a_jwt_api_checking_neither_issuer_nor_audience_is_warned_about() {
+        let mut d = minimal();
+        d["use_keyless"] = json!(false);
+        d["enable_jwt"] = json!(true);
+        d["jwt_signing_method"] = json!("rsa");
+        d["jwt_source"] = json!("http://127.0.0.1/jwks");
+        let v = validate_api(d.clone(), None).unwrap();
+        assert_eq!(v.warnings, vec![JWT_UNRESTRICTED_WARNING.to_owned()]);
+        assert!(v.warnings[0].contains("other applications"));
+        for (field, value) in [
+            ("jwt_allowed_issuers", json!(["https://idp.example/"])),
+            ("jwt_allowed_audiences", json!(["api://orders"])),
+        ] {
+            let mut d = d.clone();
+            d[field] = value;
+            let v = validate_api(d, None).unwrap();
+            assert!(v.warnings.is_empty(), "{field}: {:?}", v.warnings);
+        }
+        // Keyless APIs check no tokens: nothing to warn about.
+        assert!(validate_api(minimal(), None).unwrap().warnings.is_empty());
     }
 
     #[test]
