@@ -155,9 +155,13 @@ describe('dashboard and portal in a browser', () => {
     await shot(admin, '05-api-jwks-keys');
     await (await field(admin, 'Identity source (jwt_identity_base_field)')).fill('sub');
     await (await field(admin, 'Policy field name')).fill('pol');
+    // Only tokens this IdP issued for this API (without both, the page warns).
+    await (await field(admin, 'Allowed issuers')).fill(idp.issuer);
+    await (await field(admin, 'Allowed audiences')).fill(idp.audience);
     await admin.getByRole('button', { name: 'Create API' }).click();
     await admin.waitForURL(/\/apis\/payments$/);
     await admin.getByText("API 'Payments' saved.").waitFor();
+    assert.equal(await admin.locator('#api-warnings').count(), 0);
     await shot(admin, '06-api-saved');
     await admin.goto(`${gh.dashboard}/apis`);
     await admin.getByRole('link', { name: 'Payments' }).waitFor();

@@ -182,11 +182,25 @@ function uuidFrom(text) {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${v}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-const idFactory = {
-  plain: undefined, // oidc-provider's default
+// oidc-provider's own default is nanoid(): 21 characters of A-Z a-z 0-9 _ -.
+const nanoidLike = () => {
+  const abc = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-';
+  return Array.from(crypto.randomBytes(21), (b) => abc[b & 63]).join('');
+};
+const shapeIdFactory = {
+  plain: nanoidLike,
   okta: () => `0oa${randomAlnum(17)}`,
   keycloak: () => crypto.randomUUID(),
 }[SHAPE];
+
+// Test control: ids the next registrations get, in order (POST /__test/next-client-ids), to
+// have the real server issue ids such as Gluu inums, or ones Gatehouse must refuse.
+const nextClientIds = [];
+const idFactory = (ctx) => (nextClientIds.length > 0 ? nextClientIds.shift() : shapeIdFactory(ctx));
+
+// Test control: the origin put into registration_client_uri in registration answers
+// (POST /__test/registration-client-uri-origin), a fault oidc-provider cannot produce itself.
+let rcuOrigin = null;
 
 function clientMetadata(client) {
   try {
@@ -278,7 +292,7 @@ function buildProvider(issuer) {
         enabled: true,
         initialAccessToken: IAT,
         issueRegistrationAccessToken: true,
-        ...(idFactory ? { idFactory } : {}),
+        idFactory,
       },
       registrationManagement: { enabled: true, rotateRegistrationAccessToken: true },
       resourceIndicators: {
@@ -310,6 +324,12 @@ function buildProvider(issuer) {
     // Okta: discovery names the org-wide registration API.
     if (SHAPE === 'okta' && routeName === 'discovery' && ctx.status === 200 && ctx.body) {
       ctx.body.registration_endpoint = `${baseUrl}/oauth2/v1/clients`;
+    }
+    // Test control: answer a client URI on another origin.
+    if (rcuOrigin && ['registration', 'client', 'client_update'].includes(routeName)
+      && typeof ctx.body?.registration_client_uri === 'string') {
+      const u = new URL(ctx.body.registration_client_uri);
+      ctx.body.registration_client_uri = `${rcuOrigin}${u.pathname}${u.search}`;
     }
     // Keycloak: the registration access token rotates on every use, reads included.
     if (SHAPE === 'keycloak' && routeName === 'client' && ctx.method === 'GET' && ctx.status === 200) {
@@ -747,6 +767,28 @@ async function testControl(req, res, url) {
       fs.writeFileSync(settingsFile, JSON.stringify(settings));
     }
     send(res, 200, { mode: SHAPE === 'okta' ? 'off' : secretRotation() });
+    return;
+  }
+  if (p === '/__test/next-client-ids' && req.method === 'POST') {
+    if (!Array.isArray(input.ids) || !input.ids.every((id) => typeof id === 'string' && id.length > 0)) {
+      send(res, 400, { error: 'invalid_request', error_description: 'ids must be an array of non-empty strings' });
+      return;
+    }
+    nextClientIds.push(...input.ids);
+    send(res, 200, { queued: nextClientIds.length });
+    return;
+  }
+  if (p === '/__test/registration-client-uri-origin' && req.method === 'POST') {
+    if (input.origin !== null && !(typeof input.origin === 'string' && /^https?:\/\/[^/?#]+$/.test(input.origin))) {
+      send(res, 400, { error: 'invalid_request', error_description: 'origin must be scheme://host[:port] or null' });
+      return;
+    }
+    rcuOrigin = input.origin;
+    send(res, 200, { origin: rcuOrigin });
+    return;
+  }
+  if (p === '/__test/clients' && req.method === 'GET') {
+    send(res, 200, { client_ids: store.entries('Client').map(([id]) => id).sort() });
     return;
   }
   if (p === '/__test/info' && req.method === 'GET') {

@@ -1,9 +1,10 @@
 //! Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`, off by default). They feed
-//! an IdP's answer, as raw bytes, through the same reading the drivers do.
+//! an IdP's answer, as raw bytes, through the same reading and checks the drivers do.
 
 use gatehouse_domain::portal::{Provider, Secret};
 use serde_json::Value;
 
+use crate::checks::{ManagementOrigins, check_client_id};
 use crate::error::Action;
 use crate::http::Reply;
 use crate::wire::{ClientHandle, ClientInformation};
@@ -38,6 +39,18 @@ pub fn read_answer(status: u16, body: &[u8], sent: Option<&str>) {
         && let Ok(info) = ClientInformation::from_json(v)
     {
         assert!(!info.client_id.trim().is_empty());
+        if check_client_id(&info.client_id).is_ok() {
+            assert!(info.client_id.len() <= crate::MAX_CLIENT_ID_LEN);
+            assert!(!info.client_id.contains(['/', '?', '#', '%']));
+        }
+        if let Some(uri) = &info.registration_client_uri {
+            let origins = ManagementOrigins::new("https://idp.test/register", &[]);
+            if origins.check(uri).is_ok() {
+                let u = url::Url::parse(uri).expect("an accepted client URI parses");
+                assert_eq!(u.host_str(), Some("idp.test"));
+                assert_eq!(u.scheme(), "https");
+            }
+        }
         let mut prev = ClientHandle::new("previous-client");
         prev.registration_client_uri = Some("https://idp.test/register/x".to_owned());
         let reg = info.clone().into_registration(Some(&prev));

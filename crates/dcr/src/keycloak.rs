@@ -40,6 +40,9 @@ pub(crate) const QUIRKS: Quirks = Quirks {
 fn adjust_body(_body: &mut Map<String, Value>) {}
 
 fn client_uri(registration_endpoint: &str, client_id: &str) -> Option<String> {
+    if !crate::checks::is_path_segment(client_id) {
+        return None;
+    }
     let mut url = url::Url::parse(registration_endpoint).ok()?;
     url.path_segments_mut().ok()?.pop_if_empty().push(client_id);
     Some(url.into())
@@ -80,6 +83,17 @@ mod tests {
             )
             .as_deref(),
             Some("https://kc/realms/r/clients-registrations/openid-connect/c")
+        );
+        for dots in ["", ".", ".."] {
+            assert_eq!(
+                client_uri("https://kc/realms/r/reg", dots),
+                None,
+                "{dots:?}"
+            );
+        }
+        assert_eq!(
+            client_uri("https://kc/reg", "../a/b?c#d").as_deref(),
+            Some("https://kc/reg/..%2Fa%2Fb%3Fc%23d")
         );
     }
 }

@@ -34,6 +34,16 @@
 //! `client_id`, any 4xx is a refusal, and non-JSON error bodies (HTML pages) are quoted briefly
 //! with tags stripped.
 //!
+//! # What the IdP hands back is checked
+//! A new client's id must pass [`check_client_id`] (at most 255 characters, RFC 3986 `pchar`
+//! characters, no dot segment) and every `registration_client_uri`, in any answer and when a
+//! stored one is used, must be an http(s) URL on the registration endpoint's origin or on one of
+//! `dcr_options.registration_client_uri_origins` (the registration access token goes there).
+//! A registration whose answer fails these checks is an [`IdpError::InvalidResponse`], and the
+//! client the IdP created is deleted there again when that can be done safely (by the client URI
+//! if its origin is fine, else by the provider's own URI form; the `other` driver has none and
+//! then says so); client ids are percent-encoded wherever they go into a URL.
+//!
 //! # Storing what comes back
 //! Every management call may return a new registration access token and/or secret. Replace the
 //! stored [`Registration`] atomically after every call (also from
@@ -47,6 +57,7 @@ use std::time::Duration;
 use gatehouse_domain::ValidationError;
 use gatehouse_domain::portal::{DcrOptions, Provider, validate_dcr_options};
 
+mod checks;
 mod connection;
 mod discovery;
 pub mod error;
@@ -61,6 +72,7 @@ pub mod other;
 mod rfc7592;
 pub mod wire;
 
+pub use checks::{MAX_CLIENT_ID_LEN, check_client_id};
 pub use connection::{TEST_CLIENT_PREFIX, TestReport, TestStep, test_connection};
 pub use discovery::{Discovery, discover};
 pub use error::{Action, IdpError};
@@ -72,13 +84,16 @@ pub use wire::{ClientHandle, ClientInformation, ClientRequest, Registration};
 /// Timeout of each call to an IdP unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How a driver talks HTTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a driver talks HTTP, and where it may manage clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriverSettings {
     /// Timeout of each call (connect included).
     pub timeout: Duration,
     /// Skip TLS certificate verification (lab IdPs with self-signed certificates only).
     pub insecure_skip_verify: bool,
+    /// Origins besides the registration endpoint's that a `registration_client_uri` may be on
+    /// (`dcr_options.registration_client_uri_origins`).
+    pub registration_client_uri_origins: Vec<String>,
 }
 
 impl Default for DriverSettings {
@@ -86,6 +101,7 @@ impl Default for DriverSettings {
         Self {
             timeout: DEFAULT_TIMEOUT,
             insecure_skip_verify: false,
+            registration_client_uri_origins: Vec::new(),
         }
     }
 }
@@ -129,6 +145,10 @@ pub(crate) fn rfc7592_driver(
         quirks,
         registration_endpoint.to_owned(),
         initial_access_token,
+        checks::ManagementOrigins::new(
+            registration_endpoint,
+            &settings.registration_client_uri_origins,
+        ),
     ))
 }
 
@@ -150,6 +170,7 @@ pub fn driver_for(
     let settings = DriverSettings {
         timeout,
         insecure_skip_verify: opts.ssl_insecure_skip_verify,
+        registration_client_uri_origins: opts.registration_client_uri_origins.clone(),
     };
     if settings.insecure_skip_verify {
         tracing::warn!(provider = %opts.provider, registration_endpoint = %url,

@@ -11,6 +11,9 @@
 //!   delete use `GET|DELETE /oauth2/v1/clients/{id}` and
 //!   `POST /oauth2/v1/clients/{id}/lifecycle/newSecret` with the same API token. `newSecret`
 //!   replaces the secret at once (the old one stops working).
+//! - The new client's id must pass [`check_client_id`](crate::check_client_id) (else the client
+//!   is deleted again and the registration fails) and is percent-encoded in those URLs. A
+//!   `registration_client_uri` in an answer (Okta sends none) is dropped: it is never used.
 //! - Errors come in two shapes, both understood: `{"error","error_description"}` and
 //!   `{"errorCode","errorSummary","errorCauses":[{"errorSummary"}]}`. A duplicate `client_name`
 //!   (`client_name` is unique in an Okta org) becomes [`IdpError::NameTaken`].
@@ -19,6 +22,7 @@ use gatehouse_domain::portal::{Provider, Secret};
 use reqwest::Method;
 use serde_json::Value;
 
+use crate::checks::{check_client_id, is_path_segment, shown};
 use crate::error::{Action, IdpError};
 use crate::http::{Auth, Http, Reply};
 use crate::wire::{ClientHandle, ClientInformation, ClientRequest, Registration};
@@ -61,13 +65,20 @@ impl OktaDriver {
         okta_body(req)
     }
 
-    fn client_url(&self, client_id: &str, suffix: &[&str]) -> String {
+    /// `{clients_url}/{client_id}/{suffix…}`, the id percent-encoded as one path segment.
+    fn client_url(&self, client_id: &str, suffix: &[&str]) -> Result<String, IdpError> {
+        if !is_path_segment(client_id) {
+            return Err(IdpError::InvalidResponse(format!(
+                "the client id {} cannot be put in a URL",
+                shown(client_id)
+            )));
+        }
         let mut url = self.clients_url.clone();
         if let Ok(mut segments) = url.path_segments_mut() {
             segments.push(client_id);
             segments.extend(suffix);
         }
-        url.into()
+        Ok(url.into())
     }
 
     fn parse(
@@ -85,7 +96,13 @@ impl OktaDriver {
                 info.client_id
             )));
         }
-        Ok(info.into_registration(None))
+        let mut reg = info.into_registration(None);
+        // Okta has no RFC 7592: a client URI in an answer would never be used, so it is not kept.
+        reg.registration_client_uri = None;
+        if let Value::Object(m) = &mut reg.metadata {
+            m.remove("registration_client_uri");
+        }
+        Ok(reg)
     }
 
     fn failure(
@@ -199,12 +216,27 @@ impl crate::IdpDriver for OktaDriver {
             ));
         }
         let reg = self.parse(&reply, Action::Register, None)?;
+        if let Err(problem) = check_client_id(&reg.client_id) {
+            tracing::error!(
+                provider = "okta",
+                "Okta registered a client Gatehouse cannot keep: {problem}"
+            );
+            let outcome = match self.delete(&ClientHandle::new(reg.client_id.clone())).await {
+                Ok(()) => "the client was deleted at Okta again".to_owned(),
+                Err(e) => format!(
+                    "deleting it again failed ({}): delete client {} in Okta's admin console",
+                    e.public_message(),
+                    shown(&reg.client_id)
+                ),
+            };
+            return Err(IdpError::InvalidResponse(format!("{problem}; {outcome}")));
+        }
         tracing::info!(provider = "okta", client_id = %reg.client_id, "client registered");
         Ok(reg)
     }
 
     async fn read(&self, h: &ClientHandle) -> Result<Registration, IdpError> {
-        let url = self.client_url(&h.client_id, &[]);
+        let url = self.client_url(&h.client_id, &[])?;
         let reply = self.call(Action::Read, Method::GET, &url, None).await?;
         if !reply.is(&[200]) {
             return Err(self.failure(&reply, Action::Read, "200", None));
@@ -213,7 +245,7 @@ impl crate::IdpDriver for OktaDriver {
     }
 
     async fn rotate_secret(&self, h: &ClientHandle) -> Result<Registration, IdpError> {
-        let url = self.client_url(&h.client_id, &["lifecycle", "newSecret"]);
+        let url = self.client_url(&h.client_id, &["lifecycle", "newSecret"])?;
         let reply = self
             .call(Action::RotateSecret, Method::POST, &url, None)
             .await?;
@@ -232,7 +264,7 @@ impl crate::IdpDriver for OktaDriver {
     }
 
     async fn delete(&self, h: &ClientHandle) -> Result<(), IdpError> {
-        let url = self.client_url(&h.client_id, &[]);
+        let url = self.client_url(&h.client_id, &[])?;
         let reply = self
             .call(Action::Delete, Method::DELETE, &url, None)
             .await?;
@@ -293,13 +325,20 @@ mod tests {
         ] {
             let d = driver(base);
             assert_eq!(
-                d.client_url("0oa1", &["lifecycle", "newSecret"]),
+                d.client_url("0oa1", &["lifecycle", "newSecret"]).unwrap(),
                 "https://acme.okta.com/oauth2/v1/clients/0oa1/lifecycle/newSecret"
             );
             assert_eq!(
-                d.client_url("a/b c", &[]),
+                d.client_url("a/b c", &[]).unwrap(),
                 "https://acme.okta.com/oauth2/v1/clients/a%2Fb%20c"
             );
+            assert_eq!(
+                d.client_url("../x?y#z", &[]).unwrap(),
+                "https://acme.okta.com/oauth2/v1/clients/..%2Fx%3Fy%23z"
+            );
+            for dots in ["", ".", ".."] {
+                assert!(d.client_url(dots, &[]).is_err(), "{dots:?}");
+            }
         }
         assert!(!format!("{:?}", driver("https://a/oauth2/v1/clients")).contains("ssws-token"));
     }

@@ -6,6 +6,12 @@
 //!   the IdP gave it: Gluu puts the client id in the query) with `Bearer <registration access
 //!   token>`. Any answer may carry a new registration access token or secret; the returned
 //!   [`Registration`] always holds the newest ones.
+//! - The client URI must be on the registration endpoint's origin (or a configured one), in
+//!   every answer and before every use; a new client's id must pass
+//!   [`check_client_id`](crate::check_client_id). A registration that fails these checks deletes
+//!   the client again (by its URI when the origin is fine, else by the provider's fallback URI)
+//!   and fails with [`IdpError::InvalidResponse`]; a management answer that names another
+//!   origin fails with [`IdpError::AfterRotation`] holding the new token and the old URI.
 //! - Rotate secret: read the current metadata, then `PUT` it back without `client_secret` (and
 //!   without the fields RFC 7592 §2.2 forbids). RFC 7592 lets the server issue a new secret in
 //!   any response; if it returns the secret it already had (or none), the IdP does not rotate
@@ -17,6 +23,7 @@ use gatehouse_domain::portal::{Provider, Secret};
 use reqwest::Method;
 use serde_json::{Map, Value};
 
+use crate::checks::{ManagementOrigins, check_client_id, shown};
 use crate::error::{Action, IdpError};
 use crate::http::{Auth, Http, Reply};
 use crate::wire::{ClientHandle, ClientInformation, ClientRequest, Registration};
@@ -50,6 +57,7 @@ pub struct Rfc7592Driver {
     quirks: Quirks,
     registration_endpoint: String,
     initial_access_token: Option<Secret>,
+    origins: ManagementOrigins,
 }
 
 impl std::fmt::Debug for Rfc7592Driver {
@@ -68,12 +76,14 @@ impl Rfc7592Driver {
         quirks: Quirks,
         registration_endpoint: String,
         initial_access_token: Option<Secret>,
+        origins: ManagementOrigins,
     ) -> Self {
         Self {
             http,
             quirks,
             registration_endpoint,
             initial_access_token: initial_access_token.filter(|t| !t.is_empty()),
+            origins,
         }
     }
 
@@ -89,6 +99,9 @@ impl Rfc7592Driver {
         Value::Object(body)
     }
 
+    /// Reads a success answer. A `registration_client_uri` on another origin fails the call; on
+    /// a management answer (`prev` given) the failure carries the new registration access token
+    /// with the previous URI, so the caller can still store it.
     fn parse(
         &self,
         reply: &Reply,
@@ -100,8 +113,9 @@ impl Rfc7592Driver {
             && info.client_id != prev.client_id
         {
             return Err(IdpError::InvalidResponse(format!(
-                "the {action} of client '{}' was answered with client '{}'",
-                prev.client_id, info.client_id
+                "the {action} of client '{}' was answered with client {}",
+                prev.client_id,
+                shown(&info.client_id)
             )));
         }
         let mut reg = info.into_registration(prev);
@@ -109,7 +123,67 @@ impl Rfc7592Driver {
             reg.registration_client_uri =
                 (self.quirks.client_uri_fallback)(&self.registration_endpoint, &reg.client_id);
         }
+        if let (Some(prev), Some(uri)) = (prev, &reg.registration_client_uri)
+            && let Err(problem) = self.origins.check(uri)
+        {
+            tracing::error!(provider = %self.provider(), client_id = %prev.client_id, %action,
+                "the IdP answered a registration_client_uri on another origin: {problem}");
+            let mut latest = reg;
+            latest.registration_client_uri = prev.registration_client_uri.clone();
+            return Err(IdpError::AfterRotation {
+                latest: Box::new(latest),
+                source: Box::new(IdpError::InvalidResponse(format!(
+                    "{problem} (client '{}', {action})",
+                    prev.client_id
+                ))),
+            });
+        }
         Ok(reg)
+    }
+
+    /// Why a newly registered client cannot be kept: its id or its client URI.
+    fn unusable(&self, reg: &Registration) -> Option<String> {
+        if let Err(problem) = check_client_id(&reg.client_id) {
+            return Some(problem);
+        }
+        let uri = reg.registration_client_uri.as_deref()?;
+        self.origins.check(uri).err()
+    }
+
+    /// Deletes a client that was registered but cannot be kept, without sending its
+    /// registration access token anywhere but an allowed origin. Says what happened, for the
+    /// error message.
+    async fn remove_unusable(&self, reg: &Registration) -> String {
+        let by_hand = format!(
+            "delete client {} in the identity provider's console",
+            shown(&reg.client_id)
+        );
+        let uri = reg
+            .registration_client_uri
+            .clone()
+            .filter(|u| self.origins.check(u).is_ok())
+            .or_else(|| {
+                (self.quirks.client_uri_fallback)(&self.registration_endpoint, &reg.client_id)
+            });
+        let Some(uri) = uri else {
+            return format!("Gatehouse has no safe address to delete it at: {by_hand}");
+        };
+        let handle = ClientHandle {
+            client_id: reg.client_id.clone(),
+            registration_client_uri: Some(uri),
+            registration_access_token: reg.registration_access_token.clone(),
+        };
+        match self.delete(&handle).await {
+            Ok(()) => "the client was deleted at the identity provider again".to_owned(),
+            Err(e) => {
+                tracing::error!(provider = %self.provider(), error = %e.public_message(),
+                    "could not delete an unusable client at the IdP; delete it there by hand");
+                format!(
+                    "deleting it again failed ({}): {by_hand}",
+                    e.public_message()
+                )
+            }
+        }
     }
 
     /// Where and how to manage `h`.
@@ -127,14 +201,11 @@ impl Rfc7592Driver {
                     h.client_id
                 ))
             })?;
-        match url::Url::parse(&uri) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => {
-                return Err(IdpError::InvalidResponse(format!(
-                    "the registration_client_uri of client '{}' is not an http(s) URL: {uri}",
-                    h.client_id
-                )));
-            }
+        if let Err(problem) = self.origins.check(&uri) {
+            return Err(IdpError::InvalidResponse(format!(
+                "{problem} (client '{}')",
+                h.client_id
+            )));
         }
         let rat = h
             .registration_access_token
@@ -195,6 +266,11 @@ impl Rfc7592Driver {
             return Err(reply.failure(self.provider(), Action::Register, "201 Created"));
         }
         let reg = self.parse(&reply, Action::Register, None)?;
+        if let Some(problem) = self.unusable(&reg) {
+            tracing::error!(provider = %self.provider(), "the IdP registered a client Gatehouse cannot keep: {problem}");
+            let outcome = self.remove_unusable(&reg).await;
+            return Err(IdpError::InvalidResponse(format!("{problem}; {outcome}")));
+        }
         tracing::info!(provider = %self.provider(), client_id = %reg.client_id, "client registered");
         Ok(reg)
     }

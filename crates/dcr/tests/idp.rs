@@ -858,3 +858,176 @@ async fn gluu_style_query_uris_open_registration_and_expiry() {
     );
     assert_eq!(token_status(&idp, &reg.client_id, &secret(&reg)).await, 401);
 }
+
+/// The ids of the clients the IdP knows.
+async fn idp_clients(idp: &TestIdp) -> Vec<String> {
+    idp.client_ids().await.unwrap()
+}
+
+/// Client ids real IdPs issue are kept and managed (percent-encoded in URLs); ids Gatehouse
+/// cannot store or put in a URL fail the registration, and the client is deleted there again.
+#[tokio::test]
+async fn idp_supplied_client_ids_are_checked() {
+    // Keycloak shape: management on the registration_client_uri the IdP gave.
+    let idp = TestIdp::start(IdpShape::Keycloak).await.unwrap();
+    let opts = options(&idp, Provider::Keycloak);
+    let d = driver(&opts);
+    let inum = "@!F2B4.C6A1.1B3A.96C8!0001!9A5E.C1D6!0008!FB1D.6E0C.5D9A.8C2F";
+    let long = "k".repeat(300);
+    idp.queue_client_ids(&[inum, &long, "a/b?c=d", "evil<script>"])
+        .await
+        .unwrap();
+
+    let reg = d.register(&request("gluu-like", &opts)).await.unwrap();
+    assert_eq!(reg.client_id, inum);
+    let read = d.read(&reg.handle()).await.unwrap();
+    assert_eq!(read.client_id, inum);
+    d.delete(&read.handle()).await.unwrap();
+
+    for (name, says) in [
+        ("too-long", "300 bytes long (at most 255)"),
+        ("slash", "contains '/'"),
+        ("markup", "contains '<'"),
+    ] {
+        let err = d.register(&request(name, &opts)).await.unwrap_err();
+        assert!(matches!(err, IdpError::InvalidResponse(_)), "{err:?}");
+        assert_eq!(err.http_status(), 502);
+        let msg = err.public_message();
+        assert!(msg.contains(says), "{msg}");
+        assert!(
+            msg.contains("the client was deleted at the identity provider again"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains(&long),
+            "a long id is not repeated whole: {msg}"
+        );
+        assert_no_secrets(&err, &[idp.initial_access_token()]);
+    }
+    assert_eq!(idp_clients(&idp).await, Vec::<String>::new(), "no orphans");
+
+    // Okta shape: the id goes into Okta's client API paths.
+    let idp = TestIdp::start(IdpShape::Okta).await.unwrap();
+    let opts = options(&idp, Provider::Okta);
+    let d = driver(&opts);
+    idp.queue_client_ids(&["0oa with space", "0oa!ok.id-1"])
+        .await
+        .unwrap();
+    let err = d.register(&request("spaced", &opts)).await.unwrap_err();
+    let msg = err.public_message();
+    assert!(
+        msg.contains("contains ' '") && msg.contains("deleted at Okta again"),
+        "{msg}"
+    );
+    let reg = d.register(&request("bang", &opts)).await.unwrap();
+    assert_eq!(reg.client_id, "0oa!ok.id-1");
+    assert_eq!(
+        idp_clients(&idp).await,
+        vec!["0oa!ok.id-1".to_owned()],
+        "the refused client is gone"
+    );
+    let rotated = d.rotate_secret(&reg.handle()).await.unwrap();
+    assert_ne!(secret(&rotated), secret(&reg));
+    d.delete(&reg.handle()).await.unwrap();
+    assert!(idp_clients(&idp).await.is_empty());
+}
+
+/// A registration_client_uri on another origin: the registration access token is never sent
+/// there, the registration fails and the client is deleted again (Keycloak: by the fallback URI;
+/// `other` has none and says so); on a management answer the new token is kept with the old URI.
+/// An origin listed in `registration_client_uri_origins` is accepted.
+#[tokio::test]
+async fn client_uris_on_another_origin_are_refused() {
+    let idp = TestIdp::start(IdpShape::Keycloak).await.unwrap();
+    let elsewhere = Stub::fixed(Response::json(200, json!({"client_id": "x"}))).await;
+    let opts = options(&idp, Provider::Keycloak);
+    let d = driver(&opts);
+
+    idp.set_registration_client_uri_origin(Some(&elsewhere.base))
+        .await
+        .unwrap();
+    let err = d.register(&request("redirected", &opts)).await.unwrap_err();
+    assert!(matches!(err, IdpError::InvalidResponse(_)), "{err:?}");
+    let msg = err.public_message();
+    assert!(
+        msg.contains(&format!("is on {}", elsewhere.base))
+            && msg.contains(&format!(
+                "registration endpoint's origin {}",
+                idp.base_url()
+            ))
+            && msg.contains("dcr_options.registration_client_uri_origins")
+            && msg.contains("the client was deleted at the identity provider again"),
+        "{msg}"
+    );
+    assert!(
+        elsewhere.seen().is_empty(),
+        "nothing was sent to the other origin"
+    );
+    assert!(idp_clients(&idp).await.is_empty(), "no orphan");
+
+    // A management answer naming another origin: the rotated RAT survives with the old URI.
+    idp.set_registration_client_uri_origin(None).await.unwrap();
+    let reg = d.register(&request("kept", &opts)).await.unwrap();
+    idp.set_registration_client_uri_origin(Some(&elsewhere.base))
+        .await
+        .unwrap();
+    let err = d.read(&reg.handle()).await.unwrap_err();
+    assert!(
+        matches!(err.root(), IdpError::InvalidResponse(m) if m.contains("is on")),
+        "{err:?}"
+    );
+    let latest = err.latest_registration().expect("the new RAT").handle();
+    assert_eq!(latest.registration_client_uri, reg.registration_client_uri);
+    assert_ne!(
+        latest.registration_access_token,
+        reg.registration_access_token
+    );
+    // A stored URI on another origin is not used either.
+    let mut moved = latest.clone();
+    moved.registration_client_uri = Some(format!("{}/reg/{}", elsewhere.base, reg.client_id));
+    let err = d.delete(&moved).await.unwrap_err();
+    assert!(err.public_message().contains("is on"), "{err:?}");
+    assert!(elsewhere.seen().is_empty());
+    idp.set_registration_client_uri_origin(None).await.unwrap();
+    d.delete(&latest).await.unwrap();
+
+    // The IdP names its "public" address (localhost) while Gatehouse calls 127.0.0.1: refused
+    // by default, accepted once that origin is listed.
+    let public = format!("http://localhost:{}", idp.port());
+    idp.set_registration_client_uri_origin(Some(&public))
+        .await
+        .unwrap();
+    let err = d.register(&request("public-1", &opts)).await.unwrap_err();
+    assert!(err.public_message().contains(&format!("is on {public}")));
+    let listed = DcrOptions {
+        registration_client_uri_origins: vec![public.clone()],
+        ..opts.clone()
+    };
+    let d = driver(&listed);
+    let reg = d.register(&request("public-2", &listed)).await.unwrap();
+    let uri = reg.registration_client_uri.clone().unwrap();
+    assert!(uri.starts_with(&format!("{public}/")), "{uri}");
+    let read = d.read(&reg.handle()).await.unwrap();
+    d.delete(&read.handle()).await.unwrap();
+    assert!(idp_clients(&idp).await.is_empty());
+
+    // `other` has no URI of its own to fall back on: it says the client is left at the IdP.
+    let idp = TestIdp::start(IdpShape::Plain).await.unwrap();
+    let opts = options(&idp, Provider::Other);
+    idp.set_registration_client_uri_origin(Some(&elsewhere.base))
+        .await
+        .unwrap();
+    let err = driver(&opts)
+        .register(&request("stranded", &opts))
+        .await
+        .unwrap_err();
+    let ids = idp_clients(&idp).await;
+    assert_eq!(ids.len(), 1);
+    let msg = err.public_message();
+    assert!(
+        msg.contains("no safe address to delete it at")
+            && msg.contains(&format!("delete client \"{}\"", ids[0])),
+        "{msg}"
+    );
+    assert!(elsewhere.seen().is_empty());
+}

@@ -36,6 +36,9 @@ use serde_json::{Map, Value, json};
 /// Access token lifetime.
 const TOKEN_TTL: u64 = 3600;
 
+/// The `aud` of every access token.
+pub const AUDIENCE: &str = "gatehouse-demo";
+
 struct Client {
     secret: String,
     rat: String,
@@ -335,7 +338,7 @@ async fn token(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut claims = json!({
-            "iss": s.issuer, "sub": id, "client_id": id, "aud": "gatehouse-demo",
+            "iss": s.issuer, "sub": id, "client_id": id, "aud": AUDIENCE,
             "iat": now, "exp": now + TOKEN_TTL, "jti": uuid::Uuid::new_v4().to_string(),
             "scope": form.get("scope").cloned()
                 .or_else(|| c.metadata.get("scope").and_then(Value::as_str).map(str::to_owned))

@@ -616,7 +616,14 @@ pub(crate) fn validate_http_url(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Warnings about version settings that Tyk, and so Gatehouse, ignores in this definition.
+/// The warning for a JWT API that checks neither `iss` nor `aud`.
+pub const JWT_UNRESTRICTED_WARNING: &str = "jwt_allowed_issuers, jwt_allowed_audiences: neither is set, so any token signed by a key \
+     of this API's key source is accepted, including tokens the same IdP issued for other \
+     applications; set jwt_allowed_issuers to the IdP's issuer and, if its tokens carry one, \
+     jwt_allowed_audiences to this API's audience";
+
+/// Warnings about version settings that Tyk, and so Gatehouse, ignores in this definition, and
+/// about a JWT API that accepts tokens issued for anything.
 fn version_warnings(def: &ApiDefinition, versions: &VersionSet) -> Vec<String> {
     let mut out = Vec::new();
     if versions.is_versioned() && versions.api_expires_at().is_some() {
@@ -638,6 +645,12 @@ fn version_warnings(def: &ApiDefinition, versions: &VersionSet) -> Vec<String> {
                 ));
             }
         }
+    }
+    if def.auth_mode() == AuthMode::Jwt
+        && def.jwt_allowed_issuers.is_empty()
+        && def.jwt_allowed_audiences.is_empty()
+    {
+        out.push(JWT_UNRESTRICTED_WARNING.to_owned());
     }
     out
 }
@@ -927,6 +940,29 @@ mod tests {
     }
 
     #[test]
+    fn a_jwt_api_checking_neither_issuer_nor_audience_is_warned_about() {
+        let mut d = minimal();
+        d["use_keyless"] = json!(false);
+        d["enable_jwt"] = json!(true);
+        d["jwt_signing_method"] = json!("rsa");
+        d["jwt_source"] = json!("http://127.0.0.1/jwks");
+        let v = validate_api(d.clone(), None).unwrap();
+        assert_eq!(v.warnings, vec![JWT_UNRESTRICTED_WARNING.to_owned()]);
+        assert!(v.warnings[0].contains("other applications"));
+        for (field, value) in [
+            ("jwt_allowed_issuers", json!(["https://idp.example/"])),
+            ("jwt_allowed_audiences", json!(["api://orders"])),
+        ] {
+            let mut d = d.clone();
+            d[field] = value;
+            let v = validate_api(d, None).unwrap();
+            assert!(v.warnings.is_empty(), "{field}: {:?}", v.warnings);
+        }
+        // Keyless APIs check no tokens: nothing to warn about.
+        assert!(validate_api(minimal(), None).unwrap().warnings.is_empty());
+    }
+
+    #[test]
     fn restricting_fields_gatehouse_does_not_enforce_are_refused() {
         for (field, value) in [
             ("use_basic_auth", json!(true)),
@@ -1076,8 +1112,8 @@ mod tests {
             v.warnings,
             vec![
                 "cache_options: (with cache_options.enable_cache) kept, not applied: responses are \
-                 not cached, every request reaches the upstream"
-                    .to_owned()
+                 not cached, every request reaches the upstream",
+                JWT_UNRESTRICTED_WARNING
             ]
         );
         let versions = VersionSet::compile(&v.def, MatchOptions::default()).unwrap();

@@ -4,7 +4,8 @@
 //! DCR settings use Tyk Classic Portal's names (`enable_dcr`, `dcr_options.provider`,
 //! `grant_types`, `response_types`, `token_endpoint_auth_method`, `idp_host`,
 //! `registration_endpoint`, `access_token`) plus Gatehouse's additions (`scopes`,
-//! `ssl_insecure_skip_verify`, `token_endpoint`, `jwks_uri`). The settings exist globally
+//! `ssl_insecure_skip_verify`, `token_endpoint`, `jwks_uri`, `registration_metadata`,
+//! `registration_client_uri_origins`). The settings exist globally
 //! ([`PortalConfig`]) and per catalogue entry ([`CatalogueEntry`], with `config.override`);
 //! [`effective_dcr`] picks the one that applies.
 //!
@@ -249,6 +250,13 @@ pub struct DcrOptions {
     /// `{"pol": "{policy_id}"}` for an IdP that turns client metadata into token claims. String
     /// values may use `{policy_id}`, `{catalogue_id}` and `{developer_id}`.
     pub registration_metadata: serde_json::Map<String, serde_json::Value>,
+    /// Further origins (`scheme://host[:port]`) the IdP may name in a client's
+    /// `registration_client_uri` (Gatehouse extension). By default that URI must be on the
+    /// registration endpoint's origin, because Gatehouse sends the client's registration access
+    /// token there. An IdP that builds the URI from its public hostname while Gatehouse reaches
+    /// it on another address (Keycloak with `hostname` set, called on an internal address) needs
+    /// its public origin listed here.
+    pub registration_client_uri_origins: Vec<String>,
 }
 
 impl DcrOptions {
@@ -273,6 +281,7 @@ impl DcrOptions {
         self.scopes = self.scopes.split_whitespace().collect::<Vec<_>>().join(" ");
         self.token_endpoint = self.token_endpoint.trim().to_owned();
         self.jwks_uri = self.jwks_uri.trim().to_owned();
+        self.registration_client_uri_origins = clean_list(self.registration_client_uri_origins);
         let token = self.access_token.expose().trim();
         if token.len() != self.access_token.expose().len() {
             self.access_token = Secret::new(token);
@@ -441,6 +450,15 @@ pub fn validate_dcr_options(opts: &DcrOptions, prefix: &str) -> Result<(), Valid
         }
     }
 
+    for (i, origin) in opts.registration_client_uri_origins.iter().enumerate() {
+        validate_origin(origin).map_err(|m| {
+            ValidationError::new(
+                format!("{}.{i}", f("registration_client_uri_origins")),
+                format!("{}: {m}", f("registration_client_uri_origins")),
+            )
+        })?;
+    }
+
     let token = opts.access_token.expose();
     if !token.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return Err(ValidationError::new(
@@ -502,6 +520,22 @@ fn validate_http_url(s: &str) -> Result<(), String> {
     }
     if u.fragment().is_some() {
         return Err(format!("'{s}' must not have a #fragment"));
+    }
+    Ok(())
+}
+
+/// An origin: an http(s) URL with a host and nothing after it but an optional `/`.
+fn validate_origin(s: &str) -> Result<(), String> {
+    validate_http_url(s)?;
+    let u = url::Url::parse(s).map_err(|e| format!("'{s}' is not a valid URL: {e}"))?;
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(format!("'{s}' must not contain a user name or password"));
+    }
+    if u.path() != "/" || u.query().is_some() {
+        return Err(format!(
+            "'{s}' must be an origin only (scheme://host[:port]), e.g. '{}'",
+            u.origin().ascii_serialization()
+        ));
     }
     Ok(())
 }
@@ -1381,6 +1415,36 @@ mod tests {
                 ..base.clone()
             }),
             "dcr_options.idp_host"
+        );
+        for bad in [
+            "auth.example.com",
+            "ftp://auth.example.com",
+            "https://auth.example.com/realms/x",
+            "https://auth.example.com/?a=b",
+            "https://user:pw@auth.example.com",
+        ] {
+            assert_eq!(
+                field(DcrOptions {
+                    registration_client_uri_origins: vec!["https://ok.example".into(), bad.into()],
+                    ..base.clone()
+                }),
+                "dcr_options.registration_client_uri_origins.1",
+                "{bad}"
+            );
+        }
+        let o = DcrOptions {
+            registration_client_uri_origins: vec![
+                " https://auth.example.com/ ".into(),
+                "http://127.0.0.1:8080".into(),
+                String::new(),
+            ],
+            ..base.clone()
+        }
+        .normalized();
+        validate_dcr_options(&o, "dcr_options").unwrap();
+        assert_eq!(
+            o.registration_client_uri_origins,
+            vec!["https://auth.example.com/", "http://127.0.0.1:8080"]
         );
         assert_eq!(
             field(DcrOptions {

@@ -143,6 +143,8 @@ pub async fn demo(mut cfg: Config, ports: DemoPorts) -> anyhow::Result<()> {
         json!({
             "name": "Demo API", "api_id": "demo", "enable_jwt": true,
             "jwt_signing_method": "rsa", "jwt_source": idp.jwks_uri(),
+            "jwt_allowed_issuers": [idp.issuer()],
+            "jwt_allowed_audiences": [gatehouse_devidp::AUDIENCE],
             "jwt_identity_base_field": "sub", "jwt_policy_field_name": "pol",
             "strip_auth_data": true,
             "proxy": {"listen_path": "/demo/", "target_url": upstream_url, "strip_listen_path": true}

@@ -5,7 +5,10 @@
 //! locks. Fetches of one URL are serialised by an async mutex: whoever finds the state changed
 //! after waiting for it uses the new state instead of fetching again (single flight).
 //! On-demand fetches (unknown `kid`, keys missing or past the stale limit) are additionally
-//! limited to one per `min_refetch_interval`; scheduled refreshes follow the TTL.
+//! limited to one per `min_refetch_interval` while the IdP answers; after a fetch that failed
+//! because the IdP could not be reached, the next one is allowed `outage_retry_delay` later,
+//! doubling per failure up to `min_refetch_interval`, so keys published meanwhile are picked up
+//! soon after the IdP is back. Scheduled refreshes follow the TTL.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
@@ -33,8 +36,13 @@ pub struct JwksCacheConfig {
     /// Upper bound applied to an IdP's `Cache-Control: max-age`. Default 24 h.
     pub max_ttl: Duration,
     /// At most one on-demand fetch (unknown `kid`, missing or too-stale keys) per URL per this
-    /// interval; also the first retry delay of the background refresher. Default 10 s.
+    /// interval while the IdP answers; also the first retry delay of the background refresher.
+    /// Default 10 s.
     pub min_refetch_interval: Duration,
+    /// After an on-demand or background fetch failed because the IdP could not be reached
+    /// (network error, timeout, 5xx, 408, 429), the next on-demand fetch is allowed this long
+    /// after it, doubling with each further failure up to `min_refetch_interval`. Default 0.5 s.
+    pub outage_retry_delay: Duration,
     /// How long past its TTL a key set keeps being used while the IdP cannot be reached
     /// (stale-if-error). After that, tokens get 503. Default 24 h.
     pub stale_limit: Duration,
@@ -55,6 +63,7 @@ impl Default for JwksCacheConfig {
             min_ttl: Duration::from_secs(30),
             max_ttl: Duration::from_secs(24 * 3600),
             min_refetch_interval: Duration::from_secs(10),
+            outage_retry_delay: Duration::from_millis(500),
             stale_limit: Duration::from_secs(24 * 3600),
             fetch_timeout: Duration::from_secs(5),
             max_body_bytes: 1024 * 1024,
@@ -325,10 +334,36 @@ impl UrlEntry {
 
     /// Seconds until an on-demand fetch will be allowed again (at least 1).
     pub(crate) fn retry_after_secs(&self, st: &KeyState, cfg: &JwksCacheConfig) -> u64 {
-        let remaining = st.last_on_demand.map_or(Duration::ZERO, |t| {
-            later(t, cfg.min_refetch_interval).saturating_duration_since(Instant::now())
+        let remaining = Self::next_on_demand(st, cfg).map_or(Duration::ZERO, |t| {
+            t.saturating_duration_since(Instant::now())
         });
         (remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0)).max(1)
+    }
+
+    /// When the next on-demand fetch is allowed (`None`: now). After a failure because the IdP
+    /// could not be reached: `outage_retry_delay` after the latest attempt, doubling per
+    /// consecutive failure, at most `min_refetch_interval`; so keys published during an outage
+    /// are fetched soon after the IdP is back, while a flood of unknown kids still causes at most
+    /// one attempt per delay. Otherwise (the IdP answered): `min_refetch_interval` after the
+    /// latest on-demand fetch.
+    fn next_on_demand(st: &KeyState, cfg: &JwksCacheConfig) -> Option<Instant> {
+        let outage = st.last_error.as_ref().is_some_and(|e| e.transient);
+        match (outage, st.last_attempt) {
+            (true, Some(at)) if st.consecutive_failures > 0 => Some(later(
+                at,
+                Self::outage_backoff(cfg, st.consecutive_failures),
+            )),
+            _ => st
+                .last_on_demand
+                .map(|t| later(t, cfg.min_refetch_interval)),
+        }
+    }
+
+    fn outage_backoff(cfg: &JwksCacheConfig, failures: u32) -> Duration {
+        let cap = cfg.min_refetch_interval;
+        let first = cfg.outage_retry_delay.min(cap);
+        let shift = failures.saturating_sub(1).min(20);
+        first.saturating_mul(1 << shift).min(cap)
     }
 
     fn backoff(cfg: &JwksCacheConfig, failures: u32) -> Duration {
@@ -418,16 +453,15 @@ impl UrlEntry {
     }
 
     /// Fetches on behalf of a request, unless someone else fetched since `seen_seq` was read
-    /// (then their result is used) or an on-demand fetch happened within `min_refetch_interval`.
+    /// (then their result is used) or the next on-demand fetch is not due yet
+    /// ([`Self::next_on_demand`]).
     pub(crate) async fn on_demand(&self, shared: &Shared, seen_seq: u64, trigger: Trigger) {
         let _g = self.fetch_lock.lock().await;
         let st = self.state.load_full();
         if st.seq != seen_seq {
             return;
         }
-        if let Some(t) = st.last_on_demand
-            && t.elapsed() < shared.cfg.min_refetch_interval
-        {
+        if Self::next_on_demand(&st, &shared.cfg).is_some_and(|t| Instant::now() < t) {
             self.bump(shared, |c| &c.suppressed);
             return;
         }
@@ -902,6 +936,7 @@ mod tests {
             default_ttl: Duration::MAX,
             stale_limit: Duration::MAX,
             min_refetch_interval: Duration::MAX,
+            outage_retry_delay: Duration::MAX,
             max_retry_backoff: Duration::MAX,
             ..JwksCacheConfig::default()
         };
@@ -914,7 +949,78 @@ mod tests {
         st.last_on_demand = Some(Instant::now());
         let _ = e.next_due(&st, &cfg);
         assert!(e.retry_after_secs(&st, &cfg) > 1);
+        st.last_error = Some(FetchError {
+            transient: true,
+            message: "down".into(),
+        });
+        assert!(e.retry_after_secs(&st, &cfg) > 1);
         let _ = e.stats(&cfg); // no panic on the entry's own (empty) state either
+    }
+
+    #[test]
+    fn on_demand_fetches_back_off_from_half_a_second_after_an_outage() {
+        let cfg = JwksCacheConfig::default();
+        let now = Instant::now();
+        let mut st = state_with(true, None);
+        assert_eq!(
+            UrlEntry::next_on_demand(&st, &cfg),
+            None,
+            "never fetched on demand"
+        );
+        // The IdP answered: the normal interval after the latest on-demand fetch.
+        st.last_on_demand = Some(now);
+        st.last_attempt = Some(now);
+        assert_eq!(
+            UrlEntry::next_on_demand(&st, &cfg),
+            Some(now + Duration::from_secs(10))
+        );
+        st.last_error = Some(FetchError {
+            transient: false,
+            message: "HTTP 404".into(),
+        });
+        st.consecutive_failures = 1;
+        assert_eq!(
+            UrlEntry::next_on_demand(&st, &cfg),
+            Some(now + Duration::from_secs(10)),
+            "a 4xx is an answer: the normal interval"
+        );
+        // The IdP could not be reached: 0.5 s after the attempt, doubling up to 10 s.
+        st.last_error = Some(FetchError {
+            transient: true,
+            message: "connection refused".into(),
+        });
+        for (failures, ms) in [
+            (1, 500),
+            (2, 1_000),
+            (3, 2_000),
+            (4, 4_000),
+            (5, 8_000),
+            (6, 10_000),
+            (40, 10_000),
+        ] {
+            st.consecutive_failures = failures;
+            assert_eq!(
+                UrlEntry::next_on_demand(&st, &cfg),
+                Some(now + Duration::from_millis(ms)),
+                "{failures} failures"
+            );
+        }
+        // Counted from the latest attempt, whoever made it (the background refresher too).
+        st.consecutive_failures = 1;
+        st.last_attempt = Some(now + Duration::from_secs(3));
+        assert_eq!(
+            UrlEntry::next_on_demand(&st, &cfg),
+            Some(now + Duration::from_millis(3_500))
+        );
+        // A delay above the interval is capped by it.
+        let slow = JwksCacheConfig {
+            outage_retry_delay: Duration::from_secs(60),
+            ..cfg
+        };
+        assert_eq!(
+            UrlEntry::next_on_demand(&st, &slow),
+            Some(now + Duration::from_secs(13))
+        );
     }
 
     #[test]

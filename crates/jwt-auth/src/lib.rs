@@ -74,14 +74,19 @@
 //!
 //! **Unknown kid**: one refetch, single-flight (a thousand concurrent tokens with unknown kids
 //! cause one fetch; waiters use its result) and at most one on-demand fetch per URL per
-//! `min_refetch_interval` (10 s), so rotation at the IdP is picked up at once and garbage kids
-//! cannot hammer the IdP. Scheduled refreshes do not count against that interval.
+//! `min_refetch_interval` (10 s) while the IdP answers, so rotation at the IdP is picked up at
+//! once and garbage kids cannot hammer the IdP. After a fetch that failed because the IdP could
+//! not be reached (network error, timeout, 5xx, 408, 429), the next on-demand fetch is allowed
+//! `outage_retry_delay` (0.5 s) after it, doubling per consecutive failure up to
+//! `min_refetch_interval`: a token with a kid published during a short outage is accepted within
+//! about a second of the IdP coming back, and a flood of unknown kids still causes at most one
+//! attempt per delay. Scheduled refreshes do not count against that interval.
 //!
 //! **Stale keys**: if refreshing fails, the last good keys stay in use until `stale_limit` (24 h)
 //! past their TTL (stale-if-error). A token that cannot be checked because keys are unavailable
 //! — never fetched successfully, past the stale limit, or its kid is unknown and the latest fetch
 //! failed with a network error, a timeout, 5xx, 408 or 429 — gets [`JwtError::KeysUnavailable`]:
-//! 503 with `Retry-After` (seconds until the next on-demand fetch is allowed). A kid still unknown
+//! 503 with `Retry-After` (seconds until the next on-demand fetch is allowed, at least 1). A kid still unknown
 //! after a successful fetch (or after a 4xx / unparsable response while older keys are usable) is
 //! 401.
 //!

@@ -498,6 +498,40 @@ impl TestIdp {
         .map(drop)
     }
 
+    /// The next registrations get these client ids, in order (then the shape's own again).
+    pub async fn queue_client_ids(&self, ids: &[&str]) -> anyhow::Result<()> {
+        self.control(
+            reqwest::Method::POST,
+            "next-client-ids",
+            json!({ "ids": ids }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Registration answers (plain and Keycloak shapes) name their `registration_client_uri` on
+    /// `origin` (`scheme://host[:port]`) instead of the IdP's own; `None` turns that off.
+    pub async fn set_registration_client_uri_origin(
+        &self,
+        origin: Option<&str>,
+    ) -> anyhow::Result<()> {
+        self.control(
+            reqwest::Method::POST,
+            "registration-client-uri-origin",
+            json!({ "origin": origin }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The ids of the clients registered at the IdP, sorted.
+    pub async fn client_ids(&self) -> anyhow::Result<Vec<String>> {
+        let out = self
+            .control(reqwest::Method::GET, "clients", Value::Null)
+            .await?;
+        serde_json::from_value(out["client_ids"].clone()).context("client_ids of /__test/clients")
+    }
+
     /// Delays every JWKS answer by `ms` (0 turns it off; at most 120 000).
     pub async fn set_jwks_delay(&self, ms: u64) -> anyhow::Result<()> {
         self.control(reqwest::Method::POST, "jwks-delay", json!({ "ms": ms }))

@@ -36,6 +36,10 @@ pub const GLOBAL_TABLE: &[(&str, &str)] = &[
         "dcr_options.registration_metadata",
         "dcr_registration_metadata",
     ),
+    (
+        "dcr_options.registration_client_uri_origins",
+        "dcr_registration_client_uri_origins",
+    ),
     ("issuer", "dcr_issuer"),
 ];
 
@@ -73,6 +77,10 @@ pub const ENTRY_TABLE: &[(&str, &str)] = &[
         "config.dcr_options.registration_metadata",
         "dcr_registration_metadata",
     ),
+    (
+        "config.dcr_options.registration_client_uri_origins",
+        "dcr_registration_client_uri_origins",
+    ),
     // errors of driver_for / the connection test name `dcr_options.*`
     ("dcr_options.provider", "dcr_provider"),
     ("dcr_options.grant_types", "dcr_grant_types"),
@@ -92,6 +100,10 @@ pub const ENTRY_TABLE: &[(&str, &str)] = &[
     (
         "dcr_options.registration_metadata",
         "dcr_registration_metadata",
+    ),
+    (
+        "dcr_options.registration_client_uri_origins",
+        "dcr_registration_client_uri_origins",
     ),
     ("issuer", "dcr_issuer"),
 ];
@@ -132,6 +144,7 @@ pub fn view_from_options(o: &DcrOptions) -> Value {
         "jwks_uri": o.jwks_uri,
         "scopes": o.scopes,
         "registration_metadata": metadata_text(&o.registration_metadata),
+        "registration_client_uri_origins": o.registration_client_uri_origins.join(" "),
         "issuer": "",
         "typed_token": "",
     })
@@ -176,6 +189,7 @@ pub fn view_from_form(f: &Form, stored_token_set: bool) -> Value {
         "jwks_uri": f.text("dcr_jwks_uri"),
         "scopes": f.text("dcr_scopes"),
         "registration_metadata": f.raw("dcr_registration_metadata").trim(),
+        "registration_client_uri_origins": f.text("dcr_registration_client_uri_origins"),
         "issuer": f.text("dcr_issuer"),
         "typed_token": f.raw("dcr_access_token").trim(),
     })
@@ -209,6 +223,14 @@ pub fn options_json(f: &Form, base: &DcrOptions) -> Value {
             && let Ok(meta) = metadata_from_form(f)
         {
             m.insert("registration_metadata".into(), Value::Object(meta));
+        }
+        if f.has("dcr_registration_client_uri_origins") {
+            let origins: Vec<&str> = f
+                .raw("dcr_registration_client_uri_origins")
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|o| !o.is_empty())
+                .collect();
+            m.insert("registration_client_uri_origins".into(), json!(origins));
         }
         let typed = f.raw("dcr_access_token").trim();
         if !typed.is_empty() {
@@ -331,6 +353,35 @@ mod tests {
             metadata_from_form(&f)
                 .unwrap_err()
                 .contains("not valid JSON")
+        );
+
+        // Client URI origins: separated by spaces, commas or lines; kept when the field is absent.
+        let f = Form::parse(
+            b"dcr_provider=keycloak&dcr_registration_client_uri_origins=https://a.example,+https://b.example%0Ahttp://c:8080",
+        );
+        assert_eq!(
+            options_json(&f, &stored)["registration_client_uri_origins"],
+            json!(["https://a.example", "https://b.example", "http://c:8080"])
+        );
+        let listed = DcrOptions {
+            registration_client_uri_origins: vec!["https://a.example".into()],
+            ..stored.clone()
+        };
+        assert_eq!(
+            view_from_options(&listed)["registration_client_uri_origins"],
+            json!("https://a.example")
+        );
+        let f = Form::parse(b"dcr_provider=keycloak");
+        assert_eq!(
+            options_json(&f, &listed)["registration_client_uri_origins"],
+            json!(["https://a.example"])
+        );
+        assert_eq!(
+            crate::form::form_field_for(
+                "config.dcr_options.registration_client_uri_origins.1",
+                ENTRY_TABLE
+            ),
+            Some("dcr_registration_client_uri_origins")
         );
 
         let f = Form::parse(b"dcr_access_token=+new+&dcr_provider=other");

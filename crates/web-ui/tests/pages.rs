@@ -542,3 +542,63 @@ async fn the_usage_page_shows_only_the_developers_own_clients() {
     let r = call(&a.dash, get("/activity", "")).await;
     assert!(r.location.is_some());
 }
+
+/// The API page lists the stored definition's warnings whenever it is viewed, not only right
+/// after saving: a JWT API that checks neither issuer nor audience is flagged until one is set.
+#[tokio::test]
+async fn the_api_page_shows_the_apis_warnings() {
+    let a = app().await;
+    let session = setup_admin(&a, "admin@example.com", "long enough pw").await;
+    a.control
+        .put_api(
+            json!({"name": "Orders", "api_id": "orders", "enable_jwt": true,
+                   "jwt_signing_method": "rsa", "jwt_source": "http://127.0.0.1:9/jwks",
+                   "proxy": {"listen_path": "/orders/", "target_url": "http://127.0.0.1:9"}}),
+            None,
+            WriteMode::Create,
+        )
+        .await
+        .unwrap();
+    let r = call(&a.dash, get("/apis/orders", &session)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("id=\"api-warnings\""), "{}", r.body);
+    assert!(
+        r.body.contains("neither is set")
+            && r.body.contains("tokens the same IdP issued for other")
+            && r.body.contains("set jwt_allowed_issuers"),
+        "{}",
+        r.body
+    );
+
+    // Saving through the page: the flash says there are warnings, the page lists them.
+    let csrf = csrf_in(&r.body);
+    let form = format!(
+        "name=Orders&listen_path=%2Forders%2F&target_url=http%3A%2F%2F127.0.0.1%3A9&active=on\
+         &auth_mode=jwt&jwt_signing_method=rsa&jwt_source=http%3A%2F%2F127.0.0.1%3A9%2Fjwks\
+         &jwt_allowed_issuers=&jwt_allowed_audiences=&_csrf={csrf}"
+    );
+    let r = call(&a.dash, post("/apis/orders", &session, &form, None)).await;
+    assert_eq!(r.location.as_deref(), Some("/apis/orders"), "{}", r.body);
+    let r = call(&a.dash, get("/apis/orders", &session)).await;
+    assert!(r.body.contains("saved, with warnings"), "{}", r.body);
+    assert!(r.body.contains("id=\"api-warnings\""));
+
+    // With an issuer set, no warning is left; a keyless API has none either.
+    let form = form.replace(
+        "jwt_allowed_issuers=",
+        "jwt_allowed_issuers=https%3A%2F%2Fidp.example%2F",
+    );
+    let r = call(&a.dash, post("/apis/orders", &session, &form, None)).await;
+    assert_eq!(r.location.as_deref(), Some("/apis/orders"), "{}", r.body);
+    let r = call(&a.dash, get("/apis/orders", &session)).await;
+    assert!(
+        r.body.contains("Orders&#x27; saved.") && !r.body.contains("saved, with warnings"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("id=\"api-warnings\""), "{}", r.body);
+    assert_eq!(
+        a.control.get_api("orders").await.unwrap().doc["jwt_allowed_issuers"],
+        json!(["https://idp.example/"])
+    );
+}

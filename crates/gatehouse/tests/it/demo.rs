@@ -130,6 +130,24 @@ async fn the_demo_gets_a_newcomer_to_an_authenticated_call() {
             .unwrap()
             .contains("made it through Gatehouse")
     );
+
+    // The demo API checks the IdP's issuer and audience, so it carries no warning about them.
+    let key = find("Admin API key:");
+    let api: Value = http
+        .get(format!("http://127.0.0.1:{dash}/api/apis/demo"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        api["jwt_allowed_issuers"],
+        json!([format!("http://127.0.0.1:{idp}")]),
+        "{api}"
+    );
+    assert_eq!(api["jwt_allowed_audiences"], json!(["gatehouse-demo"]));
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -1,5 +1,6 @@
 //! The shared JWKS cache: prefetch, sharing, rotation, single flight, refetch limits, outages,
-//! stale limit, TTL precedence, flush, several URLs, kid-less tokens.
+//! stale limit, TTL precedence, flush, several URLs, kid-less tokens. Most use the
+//! fault-injecting `support::Idp`; the outage-and-return test uses the real test IdP.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use gatehouse_jwt::{
     JwksCache, JwksCacheConfig, JwtError, JwtValidator, TtlSource, VerifiedTokenCache,
 };
+use gatehouse_test_support::idp::{IdpShape, TestIdp};
 use serde_json::json;
 
 use crate::support::*;
@@ -551,4 +553,80 @@ async fn kidless_tokens_try_the_fitting_keys_up_to_a_bound() {
     assert_refused(&r, 401, NOT_AUTHORIZED);
     assert_eq!(r.unwrap_err(), JwtError::MissingKid { candidates: 5 });
     assert_eq!(many.v.signature_checks(), 0);
+}
+
+/// The real test IdP (oidc-provider) rotates its keys and goes down before the gateway fetched
+/// the new one. A token signed with the new key gets 503 during the outage, the outage costs
+/// fewer fetch attempts than requests (backoff from 0.5 s, single flight), and the token is
+/// accepted soon after the IdP is back: within the backoff step, not the 10 s minimum interval
+/// that applies while the IdP answers.
+#[tokio::test]
+async fn a_kid_published_during_an_outage_is_accepted_soon_after_the_idp_is_back() {
+    let mut idp = TestIdp::start(IdpShape::Plain).await.unwrap();
+    let url = idp.jwks_uri().to_owned();
+    let s = setup(&api("rsa", &url)); // min_refetch_interval 10 s, outage_retry_delay 0.5 s
+    wait_loaded(&s.cache, &url).await;
+    let new_kid = idp.rotate_keys(true).await.unwrap()[0].clone();
+    let now = gatehouse_jwt::unix_now();
+    let token = idp
+        .sign(
+            json!({"sub": "svc", "iat": now, "exp": now + 600}),
+            "RS256",
+            json!({}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !url_stats(&s.cache, &url).kids.contains(&new_kid),
+        "the new key is not fetched yet"
+    );
+    idp.stop().await.unwrap();
+
+    let before = url_stats(&s.cache, &url);
+    let polls = 10;
+    for _ in 0..polls {
+        let r = s.v.validate(&token).await;
+        assert_refused(&r, 503, "identity provider unavailable");
+        assert!(r.unwrap_err().retry_after_secs().unwrap() >= 1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let during = url_stats(&s.cache, &url);
+    let attempts = during.fetch_failures - before.fetch_failures;
+    assert!(
+        (1..polls).contains(&attempts),
+        "{attempts} fetch attempts for {polls} requests"
+    );
+    assert!(during.refetches_suppressed > before.refetches_suppressed);
+
+    idp.restart().await.unwrap();
+    let back = tokio::time::Instant::now();
+    // Bounded poll: with this outage's backoff (at most 2 s after the latest attempt) the token
+    // must pass within 2 s of the IdP being back; the old fixed 10 s interval would not.
+    let verified = loop {
+        match s.v.validate(&token).await {
+            Ok(v) => break v,
+            Err(e) => {
+                assert_eq!(e.status().as_u16(), 503, "{}", e.detail());
+                assert!(
+                    back.elapsed() < Duration::from_secs(2),
+                    "still refused 2 s after the IdP came back: {}",
+                    e.detail()
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(verified.kid.as_deref(), Some(new_kid.as_str()));
+    let after = url_stats(&s.cache, &url);
+    assert!(after.kids.contains(&new_kid) && after.last_error.is_none());
+
+    // The IdP answers again: garbage kids are back to one refetch per 10 s.
+    let fetches = after.fetches;
+    for i in 0..5 {
+        let r =
+            s.v.validate(&unknown_kid_token(&format!("garbage-{i}")))
+                .await;
+        assert!(matches!(r, Err(JwtError::UnknownKid { .. })), "{r:?}");
+    }
+    assert!(url_stats(&s.cache, &url).fetches <= fetches + 1);
 }

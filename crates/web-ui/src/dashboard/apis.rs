@@ -1,4 +1,5 @@
-//! APIs: list, create, edit (with the authentication mode and a JWKS preview), delete.
+//! APIs: list, create, edit (with the authentication mode, a JWKS preview and the stored
+//! definition's warnings), delete.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use gatehouse_admin_api::ControlError;
-use gatehouse_domain::api::ApiDefinition;
+use gatehouse_domain::api::{ApiDefinition, validate_api};
 use gatehouse_store::WriteMode;
 
 use super::{DashboardUi, confirm_page, failure, not_found};
@@ -249,6 +250,7 @@ pub(super) async fn edit_page(
     let base = ui.base(&a, "apis", "Edit API");
     match ui.control().get_api(&id).await {
         Ok(d) => {
+            let base = merge(base, json!({"api_warnings": stored_warnings(&d.doc, &id)}));
             form_page(
                 &ui,
                 base,
@@ -264,6 +266,13 @@ pub(super) async fn edit_page(
         Err(ControlError::NotFound(m)) => not_found(base, &m, "/apis"),
         Err(e) => failure(base, &e.to_string()),
     }
+}
+
+/// The warnings about a stored definition, as the admin API gave them when it was saved.
+fn stored_warnings(doc: &Value, id: &str) -> Vec<String> {
+    validate_api(doc.clone(), Some(id))
+        .map(|v| v.warnings)
+        .unwrap_or_default()
 }
 
 pub(super) async fn create(
@@ -340,16 +349,14 @@ async fn save(ui: DashboardUi, headers: HeaderMap, body: Bytes, id: Option<Strin
     };
     match ui.control().put_api(doc, id.as_deref(), mode).await {
         Ok(w) => {
+            // The API's page, where this leads, lists the warnings.
             let flash = if w.warnings.is_empty() {
                 Flash::ok(format!("API '{}' saved.", f.text("name")))
             } else {
                 Flash::with(
                     "warn",
-                    format!(
-                        "API '{}' saved. These fields are kept but have no effect:",
-                        f.text("name")
-                    ),
-                    w.warnings,
+                    format!("API '{}' saved, with warnings (below).", f.text("name")),
+                    Vec::new(),
                 )
             };
             ui.flash(&a, flash);
