@@ -534,3 +534,116 @@ async fn fields_that_restrict_access_and_are_not_enforced_are_refused_naming_the
         "only the warned one was stored"
     );
 }
+
+#[tokio::test]
+async fn policy_partitions_per_api_and_endpoint_limits_states_and_orgs_as_in_tyk() {
+    let up = EchoUpstream::start("up").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    for id in ["a", "b", "c"] {
+        let mut d = jwt(json!({"name": id, "api_id": id, "org_id": "acme",
+            "proxy": {"listen_path": format!("/{id}/"), "target_url": up.url(), "strip_listen_path": true}}));
+        d["jwt_default_policies"] = json!([]);
+        s.create_api(&d).await;
+    }
+    // per_api: each API its own limit from access_rights[api].limit.
+    policy(
+        &s,
+        json!({"id": "per-api", "name": "per api", "org_id": "acme",
+        "partitions": {"per_api": true},
+        "access_rights": {
+            "a": {"api_id": "a", "limit": {"rate": 2, "per": 60, "quota_max": -1}},
+            "b": {"api_id": "b", "limit": {"rate": 100, "per": 60, "quota_max": -1}}}}),
+    )
+    .await;
+    // Partitions: the ACL from one policy, the quota from another.
+    policy(
+        &s,
+        json!({"id": "acl", "name": "acl", "org_id": "acme", "rate": 1000, "per": 60,
+        "partitions": {"acl": true}, "access_rights": {"c": {"api_id": "c"}}}),
+    )
+    .await;
+    policy(
+        &s,
+        json!({"id": "quota", "name": "quota", "org_id": "acme",
+        "quota_max": 2, "quota_renewal_rate": 0,
+        "partitions": {"quota": true}, "access_rights": {}}),
+    )
+    .await;
+    // Endpoint limits: 1 per minute on GET /slow, the rest of the API unlimited (-1).
+    policy(
+        &s,
+        json!({"id": "endpoints", "name": "endpoints", "org_id": "acme", "rate": -1, "per": -1,
+        "access_rights": {"a": {"api_id": "a", "endpoints": [
+            {"path": "/slow", "methods": [{"name": "GET", "limit": {"rate": 1, "per": 60}}]}]}}}),
+    )
+    .await;
+    policy(
+        &s,
+        json!({"id": "denied", "name": "denied", "org_id": "acme", "state": "deny",
+        "access_rights": {"a": {"api_id": "a"}}}),
+    )
+    .await;
+    policy(
+        &s,
+        json!({"id": "foreign", "name": "foreign", "org_id": "other-org",
+        "access_rights": {"a": {"api_id": "a"}}}),
+    )
+    .await;
+
+    let call = |who: &str, pol: &str, path: &'static str| {
+        let auth = format!("Bearer {}", token(who, pol));
+        let s = &s;
+        async move { send(s, Method::GET, path, &[("authorization", auth.as_str())]).await }
+    };
+    // per_api: 2/min on a, 100/min on b.
+    for _ in 0..2 {
+        assert_eq!(call("p1", "per-api", "/a/x").await.0, 200);
+    }
+    let (st, v, _) = call("p1", "per-api", "/a/x").await;
+    assert_eq!((st, err(&v)), (429, "Rate Limit Exceeded"));
+    for _ in 0..5 {
+        assert_eq!(call("p1", "per-api", "/b/x").await.0, 200);
+    }
+
+    // Partitions: a token without a policy claim gets the API's default policies, both of them:
+    // API c takes its ACL from "acl" and the never-renewing quota of 2 from "quota".
+    let mut c = jwt(json!({"name": "c", "api_id": "c", "org_id": "acme",
+        "proxy": {"listen_path": "/c/", "target_url": up.url(), "strip_listen_path": true}}));
+    c["jwt_default_policies"] = json!(["acl", "quota"]);
+    let (st, v) = s
+        .admin(Method::PUT, "/api/apis/c", Some(&c.to_string()))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let nopol = |who: &str| {
+        let claims = json!({"sub": who, "exp": now() + 600});
+        format!(
+            "Bearer {}",
+            hs(r#"{"alg":"HS256","typ":"JWT"}"#, &claims.to_string())
+        )
+    };
+    let auth = nopol("partitioned");
+    for _ in 0..2 {
+        let (st, v, _) = send(&s, Method::GET, "/c/x", &[("authorization", &auth)]).await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let (st, v, _) = send(&s, Method::GET, "/c/x", &[("authorization", &auth)]).await;
+    assert_eq!((st, err(&v)), (429, "Quota exceeded"));
+
+    // Endpoint limit: GET /slow once a minute; other paths unlimited.
+    assert_eq!(call("e1", "endpoints", "/a/slow").await.0, 200);
+    let (st, v, _) = call("e1", "endpoints", "/a/slow").await;
+    assert_eq!((st, err(&v)), (429, "Rate Limit Exceeded"));
+    for _ in 0..5 {
+        assert_eq!(call("e1", "endpoints", "/a/fast").await.0, 200);
+    }
+
+    // A policy in state deny grants nothing; a policy of another org is not applied.
+    let (st, v, _) = call("d1", "denied", "/a/x").await;
+    assert_eq!((st, err(&v)), (403, "Key is inactive, please renew"));
+    let (st, v, _) = call("f1", "foreign", "/a/x").await;
+    assert_eq!(
+        (st, err(&v)),
+        (403, "key not authorized: no matching policy")
+    );
+}
