@@ -24,6 +24,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -450,10 +451,14 @@ pub async fn serve_app<M: MakeService>(
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    let closing = Arc::new(AtomicBool::new(false));
     tokio::pin!(shutdown);
     let start = |stream: TcpStream, remote: SocketAddr| {
         let _ = stream.set_nodelay(true);
-        let svc = make.make(remote);
+        let svc = CloseWhenStopping {
+            inner: make.make(remote),
+            closing: Arc::clone(&closing),
+        };
         let watcher = graceful.watcher();
         let builder = Arc::clone(&builder);
         let tls = tls.clone();
@@ -487,12 +492,51 @@ pub async fn serve_app<M: MakeService>(
     for (stream, remote) in drain_backlog(listener) {
         start(stream, remote);
     }
+    // As on the gateway listener: keep-alive clients get `Connection: close` on their next
+    // answer during the linger, then idle connections are closed.
+    closing.store(true, Ordering::Relaxed);
     tokio::time::sleep(crate::server::SHUTDOWN_LINGER).await;
     tokio::select! {
         () = graceful.shutdown() => {},
         () = tokio::time::sleep(crate::server::DRAIN_TIMEOUT) => {
             tracing::warn!("listener drain timed out");
         }
+    }
+}
+
+/// A connection's service that adds `Connection: close` to HTTP/1 answers once the listener is
+/// stopping, so keep-alive clients move on between requests instead of losing one.
+struct CloseWhenStopping<S> {
+    inner: S,
+    closing: Arc<AtomicBool>,
+}
+
+impl<S, B> hyper::service::Service<http::Request<Incoming>> for CloseWhenStopping<S>
+where
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<B>;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<http::Response<B>, S::Error>> + Send + 'static>,
+    >;
+
+    fn call(&self, req: http::Request<Incoming>) -> Self::Future {
+        let http1 = req.version() < http::Version::HTTP_2;
+        let closing = Arc::clone(&self.closing);
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let mut resp = answer.await?;
+            if http1 && closing.load(Ordering::Relaxed) {
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            Ok(resp)
+        })
     }
 }
 

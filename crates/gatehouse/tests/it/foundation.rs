@@ -476,7 +476,7 @@ async fn proxy_errors_are_json_with_the_right_status() {
         .await
         .unwrap();
     assert_eq!(hello["status"], "pass");
-    assert_eq!(hello["details"]["configuration"]["apis"], 3);
+    assert_eq!(hello["details"]["configuration"]["apis"], 2);
 }
 
 #[tokio::test]

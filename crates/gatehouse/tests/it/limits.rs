@@ -304,3 +304,104 @@ async fn binary_upgrade_without_refused_connections() {
     let (st, _) = new.call("/api/after").await;
     assert_eq!(st, 200);
 }
+
+/// The binary upgrade with keep-alive clients (issue 12, graceful stop): HTTP/1.1 clients that
+/// reuse their connection and HTTP/2 clients keep sending while the old process stops; the old
+/// process answers `Connection: close` (HTTP/1) or sends GOAWAY (HTTP/2) between requests, the
+/// clients reconnect to the new process, and not one request is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_upgrade_with_keep_alive_clients_loses_no_request() {
+    let up = EchoUpstream::start("up").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut old = Server::start(dir.path());
+    old.create_api(&keyless_api("Api", "/api/", &up.url()))
+        .await;
+    let ports = (old.gateway_port, old.dashboard_port, old.portal_port);
+    let gateway = old.gateway("/api/x");
+    let dashboard = old.admin_url("/api/apis");
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut loops = Vec::new();
+    // Four HTTP/1.1 keep-alive clients and two HTTP/2 clients on the gateway, one HTTP/1.1
+    // keep-alive client on the admin API; each sends one request after another.
+    for (n, (url, http2, auth)) in [
+        (&gateway, false, false),
+        (&gateway, false, false),
+        (&gateway, false, false),
+        (&gateway, false, false),
+        (&gateway, true, false),
+        (&gateway, true, false),
+        (&dashboard, false, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let stop = std::sync::Arc::clone(&stop);
+        let url = url.clone();
+        loops.push(tokio::spawn(async move {
+            let mut b = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .pool_idle_timeout(Duration::from_secs(60))
+                .timeout(Duration::from_secs(10));
+            if http2 {
+                b = b.http2_prior_knowledge();
+            } else {
+                b = b.http1_only();
+            }
+            let http = b.build().unwrap();
+            let (mut ok, mut closes, mut failed) = (0u32, 0u32, Vec::new());
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                let mut rb = http.get(url.as_str());
+                if auth {
+                    rb = rb.bearer_auth(ADMIN_KEY);
+                }
+                match rb.send().await {
+                    Ok(r) if r.status() == 200 => {
+                        ok += 1;
+                        if r.headers().get("connection").is_some_and(|v| v == "close") {
+                            closes += 1;
+                        }
+                        let _ = r.bytes().await;
+                    }
+                    Ok(r) => failed.push(format!("client {n}: {}", r.status())),
+                    Err(e) => failed.push(format!("client {n}: {e:?}")),
+                }
+            }
+            (ok, closes, failed)
+        }));
+    }
+    // The clients' connections are all to the old process; then the new one starts on the same
+    // ports (the kernel spreads new connections over both) and the old one is stopped.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let data_dir = dir.path().to_owned();
+    let new =
+        tokio::task::spawn_blocking(move || Server::start_on_ports(&data_dir, ports, &[], None))
+            .await
+            .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let exited = tokio::task::spawn_blocking(move || old.terminate())
+        .await
+        .unwrap();
+    assert!(exited.success(), "the old process exited with {exited}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut closes, mut failed) = (0, 0, Vec::new());
+    for l in loops {
+        let (o, c, f) = l.await.unwrap();
+        ok += o;
+        closes += c;
+        failed.extend(f);
+    }
+    assert!(
+        failed.is_empty(),
+        "{} failed of {}: {failed:?}",
+        failed.len(),
+        ok as usize + failed.len()
+    );
+    assert!(ok > 100, "only {ok} requests were made");
+    // The HTTP/1.1 clients of the old process were told to reconnect.
+    assert!(closes >= 1, "no answer carried Connection: close");
+    let (st, _) = new.call("/api/after").await;
+    assert_eq!(st, 200);
+}
