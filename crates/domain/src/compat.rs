@@ -864,147 +864,26 @@ pub const API_FIELDS: &[FieldRule] = &[
     ),
 ];
 
-/// Tyk policy fields and what Gatehouse does with them. The policy semantics live in
-/// [`crate::policy`] and [`crate::session`]; this table is what `docs/tyk-compatibility.md`
-/// states about them.
-pub const POLICY_FIELDS: &[FieldRule] = &[
-    r(
-        "id",
-        E,
-        "The policy id used in claims, scope mappings and catalogue entries.",
-    ),
-    r("_id", E, BOOKKEEPING),
-    r("name", E, "Label."),
-    r("last_updated", E, BOOKKEEPING),
-    r(
-        "org_id",
-        E,
-        "A policy of another organisation than the API's is not applied.",
-    ),
-    r("rate", E, "Requests per per seconds; -1 is unlimited."),
-    r("per", E, "Rate window in seconds; -1 is unlimited."),
-    r(
-        "quota_max",
-        E,
-        "Requests per quota period; -1 is unlimited.",
-    ),
-    r(
-        "quota_renewal_rate",
-        E,
-        "Quota period in seconds; 0 is a quota that never renews.",
-    ),
-    r("access_rights", E, "APIs the policy grants."),
-    r("access_rights.*", E, "What the policy grants on one API."),
-    r(
-        "access_rights.*.versions",
-        E,
-        "Versions granted; on a versioned API the requested version must be listed (403 \
-         \"Access to this API has been disallowed\").",
-    ),
-    r(
-        "access_rights.*.allowed_urls",
-        E,
-        "Paths and methods granted (403 \"Access to this resource has been disallowed\").",
-    ),
-    r(
-        "access_rights.*.limit",
-        E,
-        "Per-API rate limit and quota (its throttle and smoothing settings as the policy's own).",
-    ),
-    r("access_rights.*.endpoints", E, "Per-endpoint rate limits."),
-    r(
-        "access_rights.*.allowance_scope",
-        E,
-        "Which counters the API's limits use.",
-    ),
-    r("access_rights.*.api_id", E, "Repeats the key."),
-    r("access_rights.*.api_name", E, BOOKKEEPING),
-    r(
-        "access_rights.*.restricted_types",
-        R,
-        "GraphQL type restrictions are not enforced: remove them",
-    ),
-    r(
-        "access_rights.*.allowed_types",
-        R,
-        "GraphQL type allow lists are not enforced: remove them",
-    ),
-    r(
-        "access_rights.*.field_access_rights",
-        R,
-        "GraphQL field limits are not enforced: remove them",
-    ),
-    r(
-        "access_rights.*.disable_introspection",
-        R,
-        "GraphQL introspection control is not enforced: remove it",
-    ),
-    r("partitions", E, "Which parts of the policy apply."),
-    r("partitions.acl", E, "The policy contributes access rights."),
-    r(
-        "partitions.rate_limit",
-        E,
-        "The policy contributes the rate limit.",
-    ),
-    r("partitions.quota", E, "The policy contributes the quota."),
-    r(
-        "partitions.per_api",
-        E,
-        "Limits per API from access_rights.*.limit.",
-    ),
-    r(
-        "partitions.complexity",
-        R,
-        "GraphQL query depth is not enforced: remove it",
-    ),
-    r(
-        "key_expires_in",
-        E,
-        "A session expires this many seconds after it is created (raised to the token's exp).",
-    ),
-    r("tags", E, "Copied to the session."),
-    r("meta_data", E, "Copied to the session."),
-    r(
-        "active",
-        E,
-        "An inactive policy makes its sessions inactive.",
-    ),
-    r("is_inactive", E, "Makes its sessions inactive."),
-    r("state", E, "deny and draft grant nothing."),
-    r(
-        "graphql_access_rights",
-        R,
-        "GraphQL access rights are not enforced: remove them",
-    ),
-    r(
-        "max_query_depth",
-        R,
-        "(above 0) GraphQL query depth is not enforced: remove it or set -1",
-    ),
-    r(
-        "smoothing",
-        R,
-        "(with enabled true) rate limit smoothing lowers the enforced rate below rate until \
-         traffic grows; Gatehouse would allow the full rate at once: remove it",
-    ),
-    r(
-        "throttle_interval",
-        W,
-        "kept, not applied: a rate-limited request is answered 429 at once instead of being \
-         retried after this interval",
-    ),
-    r(
-        "throttle_retry_limit",
-        W,
-        "kept, not applied: a rate-limited request is answered 429 at once instead of being \
-         retried",
-    ),
-    r(
-        "hmac_enabled",
-        W,
-        "kept, no effect: it concerns HMAC-signed Tyk keys, which Gatehouse does not have",
-    ),
-];
+/// Tyk policy fields and what Gatehouse does with them, as `docs/tyk-compatibility.md` states
+/// them: derived from [`crate::policy::POLICY_FIELDS`], the table
+/// [`validate_policy`](crate::policy::validate_policy) applies, so the two cannot differ. Fields
+/// that are only kept (labels, ids, Tyk's runtime counters) are listed as enforced, like the API
+/// definition's bookkeeping fields.
+pub fn policy_fields() -> Vec<FieldRule> {
+    use crate::policy::FieldSupport;
+    crate::policy::POLICY_FIELDS
+        .iter()
+        .map(|(path, support, note)| FieldRule {
+            path,
+            status: match support {
+                FieldSupport::Enforced | FieldSupport::Kept => Status::Enforced,
+                FieldSupport::Warned => Status::Warned,
+                FieldSupport::Refused => Status::Refused,
+            },
+            note,
+        })
+        .collect()
+}
 
 /// Looks a field up: the exact path, else `parent.*`.
 fn lookup<'t>(table: &'t [FieldRule], parent: &str, key: &str) -> Option<&'t FieldRule> {
@@ -1180,7 +1059,7 @@ mod tests {
 
     #[test]
     fn paths_are_unique_and_notes_fit_in_a_table() {
-        for table in [API_FIELDS, POLICY_FIELDS] {
+        for table in [API_FIELDS, &policy_fields()] {
             let mut seen = std::collections::HashSet::new();
             for r in table {
                 assert!(seen.insert(r.path), "duplicate {}", r.path);
@@ -1198,9 +1077,10 @@ mod tests {
     #[test]
     fn the_document_matches_the_code() {
         let doc = include_str!("../../../docs/tyk-compatibility.md");
+        let policies = policy_fields();
         for (heading, table) in [
             ("## API definitions", API_FIELDS),
-            ("## Policies", POLICY_FIELDS),
+            ("## Policies", policies.as_slice()),
         ] {
             let start = doc
                 .find(heading)
@@ -1353,29 +1233,5 @@ mod tests {
                 ),
             ]
         );
-    }
-
-    #[test]
-    fn policy_fields_use_the_same_rules() {
-        let e = check_fields(
-            POLICY_FIELDS,
-            &obj(json!({"access_rights": {"a": {"restricted_types": [{"name": "Query"}]}}})),
-        )
-        .unwrap_err();
-        assert_eq!(e.field, "access_rights.a.restricted_types");
-        assert!(check_fields(POLICY_FIELDS, &obj(json!({"max_query_depth": -1}))).is_ok());
-        assert!(
-            check_fields(
-                POLICY_FIELDS,
-                &obj(json!({"smoothing": {"enabled": false,
-            "threshold": 10}}))
-            )
-            .is_ok()
-        );
-        assert!(
-            check_fields(POLICY_FIELDS, &obj(json!({"smoothing": {"enabled": true}}))).is_err()
-        );
-        let w = check_fields(POLICY_FIELDS, &obj(json!({"throttle_interval": 10}))).unwrap();
-        assert_eq!(w.len(), 1);
     }
 }
