@@ -144,12 +144,12 @@ impl PasswordPool {
     pub async fn verify(&self, password: &str, hash: &str) -> Result<bool, PasswordError> {
         let password = password.to_owned();
         let hash = hash.to_owned();
-        self.run(move |argon| {
-            match argon2::password_hash::phc::PasswordHash::new(&hash) {
+        self.run(
+            move |argon| match argon2::password_hash::phc::PasswordHash::new(&hash) {
                 Ok(h) => argon.verify_password(password.as_bytes(), &h).is_ok(),
                 Err(_) => false,
-            }
-        })
+            },
+        )
         .await
     }
 

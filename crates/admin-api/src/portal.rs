@@ -454,7 +454,12 @@ impl Portal {
     /// password is hashed.
     pub async fn create_developer(&self, input: Value) -> Result<DeveloperRow, PortalError> {
         let (dev, password) = parse_developer(input)?;
-        if self.store.get_developer_by_email(&dev.email).await?.is_some() {
+        if self
+            .store
+            .get_developer_by_email(&dev.email)
+            .await?
+            .is_some()
+        {
             return Err(PortalError::Conflict {
                 field: "email".to_owned(),
                 message: format!("a developer with the email '{}' already exists", dev.email),
@@ -624,7 +629,11 @@ impl Portal {
         {
             let mut throttle = self.signup_throttle.lock();
             if let Err(t) = throttle.check(&dev.email, address, now) {
-                tracing::warn!(address, by_address = t.by_address, "portal sign-up throttled");
+                tracing::warn!(
+                    address,
+                    by_address = t.by_address,
+                    "portal sign-up throttled"
+                );
                 return Err(PortalError::Throttled {
                     message: format!(
                         "too many sign-ups {}; try again in {} s",
@@ -640,8 +649,16 @@ impl Portal {
             }
             throttle.failure(&dev.email, address, now);
         }
-        if self.store.get_developer_by_email(&dev.email).await?.is_some() {
-            tracing::info!(address, "portal sign-up for a registered email: nothing changed");
+        if self
+            .store
+            .get_developer_by_email(&dev.email)
+            .await?
+            .is_some()
+        {
+            tracing::info!(
+                address,
+                "portal sign-up for a registered email: nothing changed"
+            );
             self.passwords.spend_a_hash_time(password.expose()).await?;
             return Ok(());
         }

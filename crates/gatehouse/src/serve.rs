@@ -378,7 +378,8 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             }),
         );
         if https {
-            let hsts = axum::middleware::from_fn(gatehouse_web_ui::security::strict_transport_security);
+            let hsts =
+                axum::middleware::from_fn(gatehouse_web_ui::security::strict_transport_security);
             dash_app = dash_app.layer(hsts.clone());
             portal_app = portal_app.layer(hsts);
         }

@@ -71,7 +71,9 @@ mod tests {
     #[tokio::test]
     async fn tokens_are_issued_only_without_admins_and_end_with_the_first() {
         let dir = tempfile::tempdir().unwrap();
-        let store = gatehouse_store::SqliteStore::open(dir.path()).await.unwrap();
+        let store = gatehouse_store::SqliteStore::open(dir.path())
+            .await
+            .unwrap();
         let one = issue_token(&store).await.unwrap().unwrap();
         let two = issue_token(&store).await.unwrap().unwrap();
         assert_ne!(one, two);

@@ -144,7 +144,11 @@ async fn setup_csrf_same_origin_and_escaping() {
     assert!(!r.body.contains("name=\"password\""));
     let r = call(&a.dash, get("/setup?token=guessed", "")).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.body.contains("This setup link is not valid"), "{}", r.body);
+    assert!(
+        r.body.contains("This setup link is not valid"),
+        "{}",
+        r.body
+    );
     // With the link: the form, which sets the pre-sign-in cookie and carries the token.
     let setup_token = a.setup_token.clone().expect("a setup token without admins");
     let r = call(&a.dash, get(&format!("/setup?token={setup_token}"), "")).await;
@@ -153,7 +157,10 @@ async fn setup_csrf_same_origin_and_escaping() {
     assert!(r.cookies[0].contains("HttpOnly") && r.cookies[0].contains("SameSite=Lax"));
     let token = csrf_in(&r.body);
     assert!(r.body.contains("<label for=\"f-email\""));
-    assert!(r.body.contains(&format!("name=\"setup_token\" value=\"{setup_token}\"")));
+    assert!(
+        r.body
+            .contains(&format!("name=\"setup_token\" value=\"{setup_token}\""))
+    );
 
     // A wrong setup token in the form is refused, even with a good CSRF token.
     let wrong = format!(
@@ -162,7 +169,12 @@ async fn setup_csrf_same_origin_and_escaping() {
     );
     let r = call(&a.dash, post("/setup", &pre, &wrong, None)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(gatehouse_web_ui::admins::list(a.store.as_ref()).await.unwrap().is_empty());
+    assert!(
+        gatehouse_web_ui::admins::list(a.store.as_ref())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Without the CSRF token, or from another origin: refused.
     let form = format!(

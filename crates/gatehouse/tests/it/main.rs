@@ -13,4 +13,5 @@ mod limits;
 mod observability;
 mod outages;
 mod secrets;
+mod security_control;
 mod tls;

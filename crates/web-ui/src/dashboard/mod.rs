@@ -476,7 +476,12 @@ async fn setup_page(
     match admins::list(ui.store().as_ref()).await {
         Ok(l) if l.is_empty() => {}
         Ok(_) => return Redirect::to("/login").into_response(),
-        Err(e) => return failure(json!({"app": "dashboard"}), &format!("The database is unavailable: {e}")),
+        Err(e) => {
+            return failure(
+                json!({"app": "dashboard"}),
+                &format!("The database is unavailable: {e}"),
+            );
+        }
     }
     let token = q.get("token").map(String::as_str).unwrap_or_default();
     if let Some(refused) = check_setup_token(&ui, token).await {
@@ -543,7 +548,12 @@ async fn setup(State(ui): State<DashboardUi>, headers: HeaderMap, body: Bytes) -
     match admins::list(ui.store().as_ref()).await {
         Ok(l) if l.is_empty() => {}
         Ok(_) => return Redirect::to("/login").into_response(),
-        Err(e) => return failure(json!({"app": "dashboard"}), &format!("The database is unavailable: {e}")),
+        Err(e) => {
+            return failure(
+                json!({"app": "dashboard"}),
+                &format!("The database is unavailable: {e}"),
+            );
+        }
     }
     if let Some(refused) = check_setup_token(&ui, &token).await {
         return refused;
