@@ -166,6 +166,18 @@ async fn first_admin_only_through_the_printed_setup_link() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // The audit log names the refused tokens and the first admin.
+    let audit = http
+        .get(s.admin_url("/audit"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(audit.contains("admin.setup_failed"), "{audit}");
+    assert!(audit.contains("<td>admin.setup</td>"), "{audit}");
 
     // The token died with the first admin: the link leads to the sign-in page, and posting it
     // again creates nobody.
@@ -178,6 +190,8 @@ async fn first_admin_only_through_the_printed_setup_link() {
     s.terminate();
     s.start_again();
     assert_eq!(s.setup_link(), None, "{:?}", s.stdout_lines);
+    // The token never reached the log, requests that carried it included.
+    assert!(!s.logs().contains(&token));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

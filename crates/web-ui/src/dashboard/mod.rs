@@ -538,7 +538,12 @@ async fn check_setup_token(ui: &DashboardUi, token: &str) -> Option<Response> {
     ))
 }
 
-async fn setup(State(ui): State<DashboardUi>, headers: HeaderMap, body: Bytes) -> Response {
+async fn setup(
+    State(ui): State<DashboardUi>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let f = Form::parse(&body);
     let (binding, new) = pre_binding(&headers);
     if new || !ui.0.csrf.verify("pre", &binding, f.csrf()) {
@@ -556,6 +561,9 @@ async fn setup(State(ui): State<DashboardUi>, headers: HeaderMap, body: Bytes) -
         }
     }
     if let Some(refused) = check_setup_token(&ui, &token).await {
+        if !token.is_empty() {
+            audit::setup(ui.store().as_ref(), &f.text("email"), false, &addr).await;
+        }
         return refused;
     }
     let email = f.text("email");
@@ -568,6 +576,8 @@ async fn setup(State(ui): State<DashboardUi>, headers: HeaderMap, body: Bytes) -
         match admins::create_first(ui.store().as_ref(), ui.passwords(), &email, &password).await {
             Ok(true) => {
                 tracing::info!("the first dashboard admin was created through the setup link");
+                let email = email.trim().to_ascii_lowercase();
+                audit::setup(ui.store().as_ref(), &email, true, &addr).await;
                 match ui.start_session(&email.to_ascii_lowercase()).await {
                     Ok(token) => return signed_in(&ui, &token),
                     Err(e) => errors.general(format!("The database is unavailable: {e}")),
