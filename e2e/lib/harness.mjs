@@ -150,8 +150,21 @@ export async function startGatehouse(extraEnv = {}) {
   await waitForHttp(`${urls.gateway}/hello`, child);
   await waitForHttp(`${urls.dashboard}/login`, child);
   await waitForHttp(`${urls.portal}/login`, child);
+  // The console lines (setup link, then the URLs) come right after the listeners start.
+  for (let i = 0; i < 100 && !/^Portal:/m.test(child.output); i += 1) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
   log('gatehouse ready', urls);
-  return { ...urls, dataDir, process: child };
+  return { ...urls, dataDir, process: child, setupLink: setupLinkOf(child.output) };
+}
+
+/**
+ * The one-time first-admin link that `gatehouse serve` prints on its console when no admin
+ * exists ("First admin: open http://…/setup?token=…"), or undefined.
+ */
+export function setupLinkOf(output) {
+  const m = output.match(/^First admin: open (http\S+)$/m);
+  return m ? m[1] : undefined;
 }
 
 /**

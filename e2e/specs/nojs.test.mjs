@@ -104,6 +104,13 @@ describe('without JavaScript', () => {
     await label('First name').fill('Nova');
     await label('Password').fill('a developer password');
     await page.getByRole('button', { name: 'Sign up' }).click();
+    // The same notice for a new and a registered email; the developer signs in next.
+    await page.waitForURL(/\/login\?signed_up=1$/);
+    await page.getByText('If this email address was not registered yet').waitFor();
+    await shot(page, '31b-nojs-signup-notice');
+    await label('Email').fill('new.dev@example.com');
+    await label('Password').fill('a developer password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
     await page.waitForURL(/\/catalogue$/);
     await page.goto(`${gh.portal}/clients/new`);
     await page.getByLabel('Orders API').check();

@@ -81,9 +81,19 @@ async function field(page, label) {
 }
 
 describe('dashboard and portal in a browser', () => {
-  test('first start asks for the first admin on /setup', async () => {
+  test('first start asks for the first admin through the setup link printed on the console', async () => {
+    // Without the link, /setup only says where to find it.
     await admin.goto(`${gh.dashboard}/`);
     assert.match(admin.url(), /\/setup$/);
+    await admin.getByRole('heading', { name: 'Open the setup link' }).waitFor();
+    assert.equal(await admin.getByLabel('Password', { exact: true }).count(), 0);
+    await shot(admin, '01a-dashboard-setup-without-link');
+    // A guessed token is refused.
+    await admin.goto(`${gh.dashboard}/setup?token=guessed`);
+    await admin.getByRole('heading', { name: 'This setup link is not valid' }).waitFor();
+    // The link from the console works.
+    assert.ok(gh.setupLink, `gatehouse printed no setup link:\n${gh.process.output}`);
+    await admin.goto(gh.setupLink);
     await shot(admin, '01-dashboard-setup');
     await (await field(admin, 'Email')).fill(ADMIN.email);
     await (await field(admin, 'Password')).fill(ADMIN.password);
@@ -91,8 +101,10 @@ describe('dashboard and portal in a browser', () => {
     await admin.getByRole('button', { name: 'Create admin and sign in' }).click();
     await admin.waitForURL(/\/apis$/);
     await admin.getByRole('heading', { name: 'APIs' }).waitFor();
-    // the setup page is gone once an admin exists
+    // the setup page and its link are gone once an admin exists
     await admin.goto(`${gh.dashboard}/setup`);
+    assert.match(admin.url(), /\/(login|apis)$/);
+    await admin.goto(gh.setupLink);
     assert.match(admin.url(), /\/(login|apis)$/);
   });
 

@@ -735,7 +735,8 @@ async function testControl(req, res, url) {
     return;
   }
   if (p === '/__test/stats' && req.method === 'GET') {
-    send(res, 200, { jwks_fetches: stats.jwksFetches });
+    // clients: how many clients are registered now (dynamic registrations not yet deleted).
+    send(res, 200, { jwks_fetches: stats.jwksFetches, clients: store.entries('Client').length });
     return;
   }
   if (p === '/__test/stats/reset' && req.method === 'POST') {

@@ -23,7 +23,7 @@ pub struct ErrorBody {
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
-    /// Seconds for a `Retry-After` header (429 answers).
+    /// Seconds for a `Retry-After` header (429 and busy 503 answers).
     retry_after: Option<i64>,
 }
 
@@ -61,6 +61,17 @@ impl ApiError {
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 503 with `Retry-After`: the password pool is full.
+    pub fn busy() -> Self {
+        Self {
+            retry_after: Some(crate::passwords::BUSY_RETRY_AFTER),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                crate::passwords::PasswordError::Busy.to_string(),
+            )
+        }
     }
 
     /// The status.
@@ -116,6 +127,7 @@ impl From<crate::portal::PortalError> for ApiError {
                 retry_after: Some(retry_after),
                 ..Self::new(StatusCode::TOO_MANY_REQUESTS, message)
             },
+            P::Busy => Self::busy(),
             P::Idp { status, message } => Self::new(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
                 message,

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod control;
 pub mod error;
 pub mod handlers;
+pub mod passwords;
 pub mod portal;
 pub mod portal_admin;
 pub mod portal_api;

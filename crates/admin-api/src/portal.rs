@@ -18,8 +18,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use base64::Engine;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -31,17 +29,38 @@ use gatehouse_domain::portal::{
     CatalogueEntry, DcrOptions, DeveloperSignup, PortalConfig, RedirectUris, Secret, effective_dcr,
     split_redirect_uris, validate_email, validate_password, validate_person_name,
 };
-use gatehouse_domain::throttle::LoginThrottle;
+use gatehouse_domain::throttle::{LoginThrottle, ThrottleRules};
 use gatehouse_store::{
-    ClientRow, DeveloperRow, SecretBox, Store, StoreError, WriteMode, WriteOutcome, unix_now,
+    ClientRow, DeveloperRow, SecretBox, SlotReservation, Store, StoreError, WriteMode,
+    WriteOutcome, unix_now,
 };
 
 use crate::control::ChangeHook;
+use crate::passwords::{PasswordError, PasswordPool};
 
 /// The settings key of the portal configuration.
 const CONFIG_KEY: &str = "portal_configuration";
 /// Portal sessions last 12 hours.
 pub const SESSION_SECONDS: i64 = 12 * 3600;
+/// The answer to every accepted sign-up, whether the email was new or registered already, so the
+/// sign-up form does not tell which addresses have accounts.
+pub const SIGNUP_ACCEPTED: &str = "If this email address was not registered yet, your account \
+     has been created: sign in with it now. If it was registered already, sign in with its \
+     existing password.";
+/// How long an OAuth client slot is held at most (a registration that takes longer, or a process
+/// that died during one, gives it back then).
+const CLIENT_SLOT_SECONDS: i64 = 300;
+
+/// Sign-ups per address and per email: every sign-up that passes validation counts, whether the
+/// email was new or not. 10 per address within 15 minutes, then the address waits; after 3 for
+/// one email, each further one waits a doubling delay.
+fn signup_rules() -> ThrottleRules {
+    ThrottleRules {
+        account_free: 3,
+        address_max: 10,
+        ..ThrottleRules::default()
+    }
+}
 
 /// Why a portal operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +104,18 @@ pub enum PortalError {
         /// Seconds until the next attempt is allowed.
         retry_after: i64,
     },
+    /// The password pool is full: 503 with `Retry-After`.
+    #[error("the server is busy checking passwords; try again in a second")]
+    Busy,
+}
+
+impl From<PasswordError> for PortalError {
+    fn from(e: PasswordError) -> Self {
+        match e {
+            PasswordError::Busy => Self::Busy,
+            PasswordError::Failed(m) => Self::Store(format!("cannot hash the password: {m}")),
+        }
+    }
 }
 
 impl From<StoreError> for PortalError {
@@ -129,8 +160,9 @@ pub struct Portal {
     separator: String,
     dcr_timeout: Duration,
     client_locks: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    argon: Argon2<'static>,
+    passwords: Arc<PasswordPool>,
     throttle: parking_lot::Mutex<LoginThrottle>,
+    signup_throttle: parking_lot::Mutex<LoginThrottle>,
 }
 
 impl Portal {
@@ -149,9 +181,16 @@ impl Portal {
             separator: separator.into(),
             dcr_timeout,
             client_locks: parking_lot::Mutex::new(HashMap::new()),
-            argon: Argon2::default(),
+            passwords: Arc::new(PasswordPool::default()),
             throttle: parking_lot::Mutex::new(LoginThrottle::default()),
+            signup_throttle: parking_lot::Mutex::new(LoginThrottle::new(signup_rules())),
         })
+    }
+
+    /// The bounded pool that hashes and checks passwords; the dashboard's admin sign-in shares
+    /// it, so one limit holds for the whole process.
+    pub fn passwords(&self) -> &Arc<PasswordPool> {
+        &self.passwords
     }
 
     // ----- sealing --------------------------------------------------------------------------
@@ -394,18 +433,8 @@ impl Portal {
 
     // ----- developers -----------------------------------------------------------------------
 
-    fn hash_password(&self, password: &Secret) -> Result<String, PortalError> {
-        self.argon
-            .hash_password(password.expose().as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| PortalError::Store(format!("cannot hash the password: {e}")))
-    }
-
-    fn password_matches(&self, password: &str, hash: &str) -> bool {
-        match argon2::password_hash::phc::PasswordHash::new(hash) {
-            Ok(h) => self.argon.verify_password(password.as_bytes(), &h).is_ok(),
-            Err(_) => false,
-        }
+    async fn hash_password(&self, password: &Secret) -> Result<String, PortalError> {
+        Ok(self.passwords.hash(password.expose()).await?)
     }
 
     /// All developers.
@@ -421,24 +450,41 @@ impl Portal {
             .ok_or_else(|| PortalError::NotFound(format!("no developer with id '{id}'")))
     }
 
-    /// Creates a developer (admin, or self sign-up).
+    /// Creates a developer (by an admin). A taken email is a conflict (409), found before any
+    /// password is hashed.
     pub async fn create_developer(&self, input: Value) -> Result<DeveloperRow, PortalError> {
-        let signup: DeveloperSignup =
-            serde_path_to_error::deserialize(input).map_err(|e| ValidationError::from_serde(&e))?;
-        let inactive = false;
-        let (dev, password) = signup.validate(ids::new_id(), unix_now())?;
-        let row = DeveloperRow {
+        let (dev, password) = parse_developer(input)?;
+        if self
+            .store
+            .get_developer_by_email(&dev.email)
+            .await?
+            .is_some()
+        {
+            return Err(PortalError::Conflict {
+                field: "email".to_owned(),
+                message: format!("a developer with the email '{}' already exists", dev.email),
+            });
+        }
+        let row = self.new_developer_row(dev, &password).await?;
+        self.store.put_developer(&row, WriteMode::Create).await?;
+        Ok(row)
+    }
+
+    async fn new_developer_row(
+        &self,
+        dev: gatehouse_domain::portal::Developer,
+        password: &Secret,
+    ) -> Result<DeveloperRow, PortalError> {
+        Ok(DeveloperRow {
             id: dev.id,
             email: dev.email,
             first_name: dev.first_name,
             last_name: dev.last_name,
-            password_hash: self.hash_password(&password)?,
-            inactive,
+            password_hash: self.hash_password(password).await?,
+            inactive: false,
             created_at: dev.created_at,
             updated_at: dev.created_at,
-        };
-        self.store.put_developer(&row, WriteMode::Create).await?;
-        Ok(row)
+        })
     }
 
     /// Updates a developer: names, email, `password` (write-only), `inactive`. Deactivating a
@@ -470,7 +516,7 @@ impl Portal {
         }
         if let Some(p) = text("password")? {
             validate_password(&p, Some(&row.email))?;
-            row.password_hash = self.hash_password(&Secret::new(p))?;
+            row.password_hash = self.hash_password(&Secret::new(p)).await?;
             self.store.delete_developer_sessions(id).await?;
         }
         let deactivate = match obj.get("inactive") {
@@ -547,10 +593,10 @@ impl Portal {
         };
         let Some(dev) = self.store.get_developer_by_email(&email).await? else {
             // Spend the same time as a real check, so timing does not reveal accounts.
-            let _ = self.hash_password(&Secret::new(password));
+            self.passwords.hash(password).await?;
             return Err(refused());
         };
-        if !self.password_matches(password, &dev.password_hash) {
+        if !self.passwords.verify(password, &dev.password_hash).await? {
             return Err(refused());
         }
         self.throttle.lock().success(&email);
@@ -566,25 +612,63 @@ impl Portal {
         Ok((token, dev))
     }
 
-    /// Self sign-up, when the portal allows it; signs the developer in.
-    pub async fn signup(
-        &self,
-        input: Value,
-        address: &str,
-    ) -> Result<(String, DeveloperRow), PortalError> {
+    /// Self sign-up, when the portal allows it. The answer is the same whether the email was new
+    /// (the account is created) or registered already (nothing changes): `Ok(())`, to be shown
+    /// as [`SIGNUP_ACCEPTED`]; the developer then signs in. A registered email costs no hash but
+    /// waits about as long as one ([`PasswordPool::spend_a_hash_time`]). Sign-ups are throttled
+    /// per address and per email, counted whether the email was new or not.
+    pub async fn signup(&self, input: Value, address: &str) -> Result<(), PortalError> {
         if !self.config().await?.signup_enabled {
             return Err(PortalError::Forbidden(
                 "sign-up is disabled on this portal; ask the API provider for an account"
                     .to_owned(),
             ));
         }
-        let password = input
-            .get("password")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let dev = self.create_developer(input).await?;
-        self.login(&dev.email, &password, address).await
+        let (dev, password) = parse_developer(input)?;
+        let now = unix_now();
+        {
+            let mut throttle = self.signup_throttle.lock();
+            if let Err(t) = throttle.check(&dev.email, address, now) {
+                tracing::warn!(
+                    address,
+                    by_address = t.by_address,
+                    "portal sign-up throttled"
+                );
+                return Err(PortalError::Throttled {
+                    message: format!(
+                        "too many sign-ups {}; try again in {} s",
+                        if t.by_address {
+                            "from this address"
+                        } else {
+                            "for this email address"
+                        },
+                        t.retry_after
+                    ),
+                    retry_after: t.retry_after,
+                });
+            }
+            throttle.failure(&dev.email, address, now);
+        }
+        if self
+            .store
+            .get_developer_by_email(&dev.email)
+            .await?
+            .is_some()
+        {
+            tracing::info!(
+                address,
+                "portal sign-up for a registered email: nothing changed"
+            );
+            self.passwords.spend_a_hash_time(password.expose()).await?;
+            return Ok(());
+        }
+        let row = self.new_developer_row(dev, &password).await?;
+        match self.store.put_developer(&row, WriteMode::Create).await {
+            Ok(_) => Ok(()),
+            // Registered by a sign-up that ran at the same time: the same answer.
+            Err(StoreError::Conflict { field: "email", .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Ends a session.
@@ -682,9 +766,7 @@ impl Portal {
         let global = self.config().await?;
         let count = self.store.list_clients(Some(&dev.id), false).await?.len();
         if !global.allows_another_client(count) {
-            return Err(PortalError::Forbidden(format!(
-                "you already have {count} OAuth clients, the most this portal allows; delete one first"
-            )));
+            return Err(too_many_clients(count));
         }
         let mut entries = Vec::new();
         for id in &catalogue_ids {
@@ -741,7 +823,18 @@ impl Portal {
                 substitute(v, &policy_ids[0], &entries[0].id, &dev.id),
             );
         }
-        let reg = driver.register(&request).await.map_err(|e| idp_error(&e))?;
+        // The limit is checked again, atomically, by holding one of the developer's client slots
+        // from before the IdP call until the client is stored: parallel creations (on any node)
+        // cannot all pass the check above and register more clients at the IdP than allowed.
+        let slot = self.reserve_client_slot(&global, &dev.id).await?;
+        let registered = driver.register(&request).await;
+        let reg = match registered {
+            Ok(r) => r,
+            Err(e) => {
+                self.release_client_slot(slot.as_deref()).await;
+                return Err(idp_error(&e));
+            }
+        };
 
         let now = unix_now();
         let apis: Vec<Value> = entries
@@ -774,7 +867,9 @@ impl Portal {
             updated_at: now,
             deleted_at: None,
         };
-        if let Err(e) = self.store.insert_client(&row).await {
+        let inserted = self.store.insert_client(&row).await;
+        self.release_client_slot(slot.as_deref()).await;
+        if let Err(e) = inserted {
             tracing::error!(error = %e, client_id = %reg.client_id, "storing a registered client failed; deleting it at the IdP");
             if let Err(d) = driver.delete(&reg.handle()).await {
                 tracing::error!(error = %d.public_message(), client_id = %reg.client_id, "could not delete the client at the IdP; delete it there by hand");
@@ -788,6 +883,39 @@ impl Portal {
             &row,
             reg.client_secret.as_ref().map(Secret::expose),
         ))
+    }
+
+    /// Holds one of the developer's client slots ([`Store::reserve_client_slot`]); `None` when
+    /// the portal sets no limit.
+    async fn reserve_client_slot(
+        &self,
+        global: &PortalConfig,
+        developer_id: &str,
+    ) -> Result<Option<String>, PortalError> {
+        let Ok(limit) = u64::try_from(global.max_clients_per_developer) else {
+            return Ok(None);
+        };
+        let slot = random_token();
+        let now = unix_now();
+        match self
+            .store
+            .reserve_client_slot(developer_id, &slot, limit, now, now + CLIENT_SLOT_SECONDS)
+            .await?
+        {
+            SlotReservation::Reserved => Ok(Some(slot)),
+            SlotReservation::Full(used) => Err(too_many_clients(
+                usize::try_from(used).unwrap_or(usize::MAX),
+            )),
+        }
+    }
+
+    /// Gives a slot back; a failure only logs (the slot expires by itself).
+    async fn release_client_slot(&self, slot: Option<&str>) {
+        if let Some(slot) = slot
+            && let Err(e) = self.store.release_client_slot(slot).await
+        {
+            tracing::warn!(error = %e, "could not give back an OAuth client slot; it expires within 5 minutes");
+        }
     }
 
     /// The developer's clients (no secrets).
@@ -1003,6 +1131,22 @@ fn client_view(row: &ClientRow, secret: Option<&str>) -> Value {
         }
     }
     v
+}
+
+fn too_many_clients(count: usize) -> PortalError {
+    PortalError::Forbidden(format!(
+        "you already have {count} OAuth clients (or creations in progress), the most this portal \
+         allows; delete one first"
+    ))
+}
+
+/// A developer's sign-up or creation input, parsed and validated.
+fn parse_developer(
+    input: Value,
+) -> Result<(gatehouse_domain::portal::Developer, Secret), PortalError> {
+    let signup: DeveloperSignup =
+        serde_path_to_error::deserialize(input).map_err(|e| ValidationError::from_serde(&e))?;
+    Ok(signup.validate(ids::new_id(), unix_now())?)
 }
 
 /// A developer as shown (never the password hash).

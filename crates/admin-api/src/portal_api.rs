@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::portal::{DeveloperSession, Portal, SESSION_SECONDS, developer_view};
+use crate::portal::{DeveloperSession, Portal, SESSION_SECONDS, SIGNUP_ACCEPTED, developer_view};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "gh_portal";
@@ -162,11 +162,11 @@ async fn signup(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     let v = json_body(&headers, &body)?;
-    let (token, dev) = s.portal.signup(v, &addr).await?;
+    s.portal.signup(v, &addr).await?;
+    // The same answer for a new and a registered email (no session: the developer signs in).
     Ok((
-        StatusCode::CREATED,
-        [set_cookie(&s, &token, SESSION_SECONDS)],
-        Json(json!({"developer": developer_view(&dev)})),
+        StatusCode::ACCEPTED,
+        Json(json!({"status": "accepted", "message": SIGNUP_ACCEPTED})),
     ))
 }
 

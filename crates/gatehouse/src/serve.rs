@@ -274,6 +274,7 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
     };
 
     let mut shown_once = None;
+    let mut setup_link = None;
     if roles.dashboard {
         // Retention: the dashboard prunes (idempotent, so several dashboards may).
         start_analytics_pruner(&store, &cfg);
@@ -333,6 +334,20 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             deps: deps.clone(),
         });
         dashboard_ui.set_hooks(Arc::clone(&hooks));
+        // No admin yet (and none from GATEHOUSE_ADMIN_EMAIL / _PASSWORD): a one-time setup link,
+        // printed on the console only (the log never sees the token).
+        if let Some(token) = gatehouse_web_ui::setup::issue_token(store.as_ref())
+            .await
+            .context("cannot record the first-admin setup token")?
+        {
+            tracing::warn!(
+                "no dashboard admin exists yet: open the one-time setup link printed on the console"
+            );
+            setup_link = Some(format!(
+                "{}/setup?token={token}",
+                url_of(cfg.dashboard_listen, https)
+            ));
+        }
         let admin = gatehouse_admin_api::router(AdminState {
             portal: Arc::clone(&portal),
             control,
@@ -352,13 +367,26 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             .build()
             .context("cannot set up telemetry")?,
         };
-        let dash_app = gatehouse_web_ui::dashboard_app(dashboard_ui, admin).route(
+        let mut dash_app = gatehouse_web_ui::dashboard_app(dashboard_ui, admin).route(
             gatehouse_telemetry::DEFAULT_METRICS_PATH,
             axum::routing::get(move || {
                 let t = Arc::clone(&dash_telemetry);
                 async move { t.metrics_response() }
             }),
         );
+        let mut portal_app = gatehouse_web_ui::portal_app(
+            portal_ui,
+            portal_api::router(PortalApi {
+                portal,
+                secure_cookies: https,
+            }),
+        );
+        if https {
+            let hsts =
+                axum::middleware::from_fn(gatehouse_web_ui::security::strict_transport_security);
+            dash_app = dash_app.layer(hsts.clone());
+            portal_app = portal_app.layer(hsts);
+        }
         // The header timeout bounds the TLS handshake and the request head on these listeners.
         let head_timeout = cfg.gateway.client_header_timeout;
         tasks.push(tokio::spawn(gatehouse_gateway::tls::serve_app(
@@ -368,13 +396,6 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             app_service(dash_app),
             stopped(stop_rx.clone()),
         )));
-        let portal_app = gatehouse_web_ui::portal_app(
-            portal_ui,
-            portal_api::router(PortalApi {
-                portal,
-                secure_cookies: https,
-            }),
-        );
         tasks.push(tokio::spawn(gatehouse_gateway::tls::serve_app(
             portal_listener,
             tls.clone(),
@@ -391,6 +412,9 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
 
     if let Some(secret) = shown_once {
         println!("Admin API key (shown only once, store it now): {secret}");
+    }
+    if let Some(link) = setup_link {
+        println!("First admin: open {link}");
     }
     for line in banner {
         println!("{line}");

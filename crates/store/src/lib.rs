@@ -236,6 +236,35 @@ pub trait Store: Send + Sync + 'static {
     async fn get_setting(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Sets a setting.
     async fn put_setting(&self, key: &str, value: &str) -> Result<(), StoreError>;
+    /// Sets a setting only when it does not exist yet, atomically across nodes: `true` when this
+    /// call stored it, `false` (nothing changed) when it existed. The first dashboard admin is
+    /// created this way, so two nodes cannot both create "the first" admin.
+    async fn put_setting_if_absent(&self, key: &str, value: &str) -> Result<bool, StoreError>;
+
+    /// Records the SHA-256 (hex) of a first-admin setup token. Every dashboard process that
+    /// starts while no admin exists prints its own token and records its hash here, so the link
+    /// printed by any node works on every node.
+    async fn add_setup_token(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// The hashes of the recorded setup tokens.
+    async fn setup_tokens(&self) -> Result<Vec<String>, StoreError>;
+    /// Deletes every setup token (the first admin exists); returns how many there were.
+    async fn delete_setup_tokens(&self) -> Result<u64, StoreError>;
+
+    /// Holds one of a developer's OAuth client slots while a client is registered at the IdP:
+    /// in one transaction, serialised per developer across nodes, drops expired slots, counts the
+    /// developer's live clients plus the slots held, and adds slot `slot_id` (until `expires_at`)
+    /// only when that count is below `limit`. Release it with
+    /// [`Store::release_client_slot`] once the client is stored or the registration failed.
+    async fn reserve_client_slot(
+        &self,
+        developer_id: &str,
+        slot_id: &str,
+        limit: u64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<SlotReservation, StoreError>;
+    /// Gives a slot back (unknown slots are fine).
+    async fn release_client_slot(&self, slot_id: &str) -> Result<(), StoreError>;
 
     /// All persisted quota counters.
     async fn load_quota_counters(&self) -> Result<Vec<QuotaRow>, StoreError>;
@@ -352,6 +381,15 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         before_id: Option<i64>,
     ) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// The answer of [`Store::reserve_client_slot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotReservation {
+    /// The slot is held.
+    Reserved,
+    /// No slot is free: the developer has this many clients and registrations in progress.
+    Full(u64),
 }
 
 /// A dashboard session, as stored.

@@ -28,8 +28,8 @@ use tokio::sync::mpsc;
 
 use crate::{
     ANALYTICS_BUCKETS, AdminSessionRow, AnalyticsFilter, AnalyticsRow, AuditEntry, ClientRow,
-    DeveloperRow, QuotaRow, Store, StoreError, StoredDoc, WriteMode, WriteOutcome, merge_analytics,
-    unix_now,
+    DeveloperRow, QuotaRow, SlotReservation, Store, StoreError, StoredDoc, WriteMode, WriteOutcome,
+    merge_analytics, unix_now,
 };
 
 /// Migrations for PostgreSQL, in order; the versions match the SQLite ones. Each runs once, in its
@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "admin",
         include_str!("../migrations/postgres/0004_admin.sql"),
     ),
+    (
+        5,
+        "control_security",
+        include_str!("../migrations/postgres/0005_control_security.sql"),
+    ),
 ];
 
 /// Connections per node. Several nodes share one server (default `max_connections` 100).
@@ -65,6 +70,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_LOCK: i64 = 0x0067_682d_6d69_6772;
 /// Advisory lock key held by each developer write ("gh-devs").
 const DEVELOPER_LOCK: i64 = 0x0067_682d_6465_7673;
+/// Advisory lock class of a developer's client slots ("gh-slot"), with the developer id's hash
+/// as the second key.
+const CLIENT_SLOT_LOCK: i32 = 0x6768_736c;
 /// Listener reconnect backoff bounds.
 const LISTEN_BACKOFF_MIN: Duration = Duration::from_millis(250);
 const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -776,6 +784,108 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn put_setting_if_absent(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(unix_now())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn add_setup_token(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO setup_tokens (token_hash, created_at) VALUES ($1, $2)
+             ON CONFLICT (token_hash) DO NOTHING",
+        )
+        .bind(token_hash)
+        .bind(unix_now())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn setup_tokens(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT token_hash FROM setup_tokens ORDER BY created_at")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn delete_setup_tokens(&self) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM setup_tokens")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected())
+    }
+
+    async fn reserve_client_slot(
+        &self,
+        developer_id: &str,
+        slot_id: &str,
+        limit: u64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<SlotReservation, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // One developer's reservations are serialised on every node until commit, so the count
+        // below sees every slot taken before.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(CLIENT_SLOT_LOCK)
+            .bind(developer_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("DELETE FROM client_slots WHERE developer_id = $1 AND expires_at <= $2")
+            .bind(developer_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let used: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM oauth_clients
+                     WHERE developer_id = $1 AND deleted_at IS NULL)
+                  + (SELECT COUNT(*) FROM client_slots WHERE developer_id = $1)",
+        )
+        .bind(developer_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let used = u64::try_from(used).unwrap_or(0);
+        if used >= limit {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(SlotReservation::Full(used));
+        }
+        sqlx::query(
+            "INSERT INTO client_slots (slot_id, developer_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(slot_id)
+        .bind(developer_id)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(SlotReservation::Reserved)
+    }
+
+    async fn release_client_slot(&self, slot_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM client_slots WHERE slot_id = $1")
+            .bind(slot_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 

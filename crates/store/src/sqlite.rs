@@ -11,8 +11,8 @@ use sqlx::{Row, SqlitePool};
 
 use crate::{
     ANALYTICS_BUCKETS, AdminSessionRow, AnalyticsFilter, AnalyticsRow, AuditEntry, ClientRow,
-    DeveloperRow, QuotaRow, Store, StoreError, StoredDoc, WriteMode, WriteOutcome, merge_analytics,
-    unix_now,
+    DeveloperRow, QuotaRow, SlotReservation, Store, StoreError, StoredDoc, WriteMode, WriteOutcome,
+    merge_analytics, unix_now,
 };
 
 /// Migrations for SQLite, in order. Each runs once, in its own transaction.
@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "admin",
         include_str!("../migrations/sqlite/0004_admin.sql"),
+    ),
+    (
+        5,
+        "control_security",
+        include_str!("../migrations/sqlite/0005_control_security.sql"),
     ),
 ];
 
@@ -402,6 +407,99 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn put_setting_if_absent(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT(key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(unix_now())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn add_setup_token(&self, token_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO setup_tokens (token_hash, created_at) VALUES (?, ?)")
+            .bind(token_hash)
+            .bind(unix_now())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn setup_tokens(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT token_hash FROM setup_tokens ORDER BY created_at")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn delete_setup_tokens(&self) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM setup_tokens")
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?
+            .rows_affected())
+    }
+
+    async fn reserve_client_slot(
+        &self,
+        developer_id: &str,
+        slot_id: &str,
+        limit: u64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<SlotReservation, StoreError> {
+        // The single writer connection serialises this with every other write of the process;
+        // the first statement writes, so another process's writer waits for the whole
+        // transaction too.
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        sqlx::query("DELETE FROM client_slots WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let used: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM oauth_clients
+                     WHERE developer_id = ?1 AND deleted_at IS NULL)
+                  + (SELECT COUNT(*) FROM client_slots WHERE developer_id = ?1)",
+        )
+        .bind(developer_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let used = u64::try_from(used).unwrap_or(0);
+        if used >= limit {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(SlotReservation::Full(used));
+        }
+        sqlx::query(
+            "INSERT INTO client_slots (slot_id, developer_id, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(slot_id)
+        .bind(developer_id)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(SlotReservation::Reserved)
+    }
+
+    async fn release_client_slot(&self, slot_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM client_slots WHERE slot_id = ?")
+            .bind(slot_id)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
         Ok(())
     }
 

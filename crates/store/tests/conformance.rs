@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use gatehouse_store::{
     AdminSessionRow, AnalyticsFilter, AnalyticsRow, AuditEntry, ClientRow, DeveloperRow,
-    PostgresStore, QuotaRow, SqliteStore, Store, StoreError, WriteMode, WriteOutcome, unix_now,
+    PostgresStore, QuotaRow, SlotReservation, SqliteStore, Store, StoreError, WriteMode,
+    WriteOutcome, unix_now,
 };
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
@@ -207,6 +208,10 @@ conformance!(
     concurrent_upserts_create_once,
     concurrent_developers_with_one_email,
     concurrent_creates_of_policy_catalogue_client,
+    setting_if_absent_is_set_once,
+    setup_tokens_add_list_delete,
+    client_slots_hold_the_limit,
+    concurrent_client_slots_never_exceed_the_limit,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -759,6 +764,99 @@ async fn settings(b: &Backend) {
     assert_eq!(s.get_setting("empty").await.unwrap().as_deref(), Some(""));
     // Keys are case-sensitive.
     assert!(s.get_setting("K").await.unwrap().is_none());
+}
+
+async fn setting_if_absent_is_set_once(b: &Backend) {
+    let s = b.open().await;
+    assert!(s.put_setting_if_absent("first", "a").await.unwrap());
+    assert!(!s.put_setting_if_absent("first", "b").await.unwrap());
+    assert_eq!(s.get_setting("first").await.unwrap().as_deref(), Some("a"));
+    // Two nodes racing: exactly one stores its value.
+    let nodes = two_nodes(b).await;
+    let mut tasks = JoinSet::new();
+    for i in 0..20 {
+        let s = nodes[i % 2].clone();
+        tasks.spawn(async move { s.put_setting_if_absent("race", &format!("v{i}")).await });
+    }
+    let won: Vec<bool> = tasks
+        .join_all()
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+}
+
+async fn setup_tokens_add_list_delete(b: &Backend) {
+    let s = b.open().await;
+    assert!(s.setup_tokens().await.unwrap().is_empty());
+    s.add_setup_token("aa").await.unwrap();
+    s.add_setup_token("bb").await.unwrap();
+    // Adding one twice is harmless.
+    s.add_setup_token("aa").await.unwrap();
+    let mut all = s.setup_tokens().await.unwrap();
+    all.sort();
+    assert_eq!(all, ["aa", "bb"]);
+    assert_eq!(s.delete_setup_tokens().await.unwrap(), 2);
+    assert!(s.setup_tokens().await.unwrap().is_empty());
+    assert_eq!(s.delete_setup_tokens().await.unwrap(), 0);
+}
+
+async fn client_slots_hold_the_limit(b: &Backend) {
+    let s = b.open().await;
+    s.put_developer(&dev("d1", "d1@example.com"), WriteMode::Create)
+        .await
+        .unwrap();
+    s.insert_client(&client("c1", "d1", 1)).await.unwrap();
+    let now = 1_000;
+    // Limit 3: one client stored, so two slots are free.
+    let r = s.reserve_client_slot("d1", "s1", 3, now, now + 60).await;
+    assert_eq!(r.unwrap(), SlotReservation::Reserved);
+    let r = s.reserve_client_slot("d1", "s2", 3, now, now + 60).await;
+    assert_eq!(r.unwrap(), SlotReservation::Reserved);
+    let r = s.reserve_client_slot("d1", "s3", 3, now, now + 60).await;
+    assert_eq!(r.unwrap(), SlotReservation::Full(3));
+    // Another developer has their own slots.
+    let r = s.reserve_client_slot("d2", "s4", 1, now, now + 60).await;
+    assert_eq!(r.unwrap(), SlotReservation::Reserved);
+    // A released slot is free again; a deleted client frees its slot.
+    s.release_client_slot("s1").await.unwrap();
+    s.release_client_slot("no-such-slot").await.unwrap();
+    let r = s.reserve_client_slot("d1", "s5", 3, now, now + 60).await;
+    assert_eq!(r.unwrap(), SlotReservation::Reserved);
+    s.mark_client_deleted("c1").await.unwrap();
+    let r = s.reserve_client_slot("d1", "s6", 3, now, now + 60).await;
+    assert_eq!(r.unwrap(), SlotReservation::Reserved);
+    let r = s.reserve_client_slot("d1", "s7", 3, now, now + 60).await;
+    assert_eq!(r.unwrap(), SlotReservation::Full(3));
+    // Slots of a crashed process expire.
+    let later = now + 61;
+    let r = s
+        .reserve_client_slot("d1", "s8", 3, later, later + 60)
+        .await;
+    assert_eq!(r.unwrap(), SlotReservation::Reserved);
+    // Limit 0: nothing.
+    let r = s.reserve_client_slot("d3", "s9", 0, now, now + 60).await;
+    assert_eq!(r.unwrap(), SlotReservation::Full(0));
+}
+
+async fn concurrent_client_slots_never_exceed_the_limit(b: &Backend) {
+    let nodes = two_nodes(b).await;
+    let mut tasks = JoinSet::new();
+    for i in 0..50 {
+        let s = nodes[i % 2].clone();
+        tasks.spawn(async move {
+            s.reserve_client_slot("dev", &format!("slot{i}"), 3, 1_000, 2_000)
+                .await
+                .unwrap()
+        });
+    }
+    let results = tasks.join_all().await;
+    let reserved = results
+        .iter()
+        .filter(|r| **r == SlotReservation::Reserved)
+        .count();
+    assert_eq!(reserved, 3, "{results:?}");
 }
 
 async fn quota_counters_upsert(b: &Backend) {
@@ -1505,7 +1603,8 @@ async fn data_survives_reconnect_and_migrations_are_idempotent(b: &Backend) {
                 (1, "initial".to_owned()),
                 (2, "portal".to_owned()),
                 (3, "analytics".to_owned()),
-                (4, "admin".to_owned())
+                (4, "admin".to_owned()),
+                (5, "control_security".to_owned())
             ]
         );
     }
@@ -1870,7 +1969,7 @@ mod postgres_only {
                 .fetch_all(&mut conn)
                 .await
                 .unwrap();
-        assert_eq!(applied, [1, 2, 3, 4]);
+        assert_eq!(applied, [1, 2, 3, 4, 5]);
         let version: i64 = sqlx::query_scalar("SELECT version FROM config_version")
             .fetch_one(&mut conn)
             .await

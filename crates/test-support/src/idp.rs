@@ -479,6 +479,16 @@ impl TestIdp {
             .expect("jwks_fetches in /__test/stats")
     }
 
+    /// How many clients are registered at the IdP now (registered and not deleted).
+    /// Panics if the IdP cannot be asked.
+    pub async fn client_count(&self) -> u64 {
+        let out = self
+            .control(reqwest::Method::GET, "stats", Value::Null)
+            .await
+            .expect("asking the test IdP for its stats");
+        out["clients"].as_u64().expect("clients in /__test/stats")
+    }
+
     /// Resets the JWKS fetch counter.
     pub async fn reset_stats(&self) -> anyhow::Result<()> {
         self.control(reqwest::Method::POST, "stats/reset", json!({}))

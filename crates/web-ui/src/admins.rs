@@ -1,11 +1,15 @@
 //! Dashboard admin users: a JSON list in the settings under `dashboard_admins`, each with an
 //! argon2id password hash (PHC string). No table of its own: the store's settings suffice for the
-//! handful of admins a dashboard has.
+//! handful of admins a dashboard has. Hashes and checks run on the process's bounded
+//! [`PasswordPool`].
+//!
+//! The first admin is created with [`create_first`]: only while the list does not exist, atomically
+//! across dashboard nodes ([`Store::put_setting_if_absent`]); it also ends every first-admin
+//! setup token ([`crate::setup`]).
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use serde::{Deserialize, Serialize};
 
+use gatehouse_admin_api::passwords::{PasswordError, PasswordPool};
 use gatehouse_domain::ValidationError;
 use gatehouse_store::{Store, StoreError, unix_now};
 
@@ -32,6 +36,8 @@ pub enum AdminError {
     Invalid(ValidationError),
     /// The store failed.
     Store(StoreError),
+    /// The password pool is full (503, try again).
+    Busy,
 }
 
 impl std::error::Error for AdminError {}
@@ -41,6 +47,7 @@ impl std::fmt::Display for AdminError {
         match self {
             AdminError::Invalid(v) => f.write_str(&v.message),
             AdminError::Store(e) => write!(f, "the database is unavailable: {e}"),
+            AdminError::Busy => f.write_str(&PasswordError::Busy.to_string()),
         }
     }
 }
@@ -48,6 +55,17 @@ impl std::fmt::Display for AdminError {
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         Self::Store(e)
+    }
+}
+
+impl From<PasswordError> for AdminError {
+    fn from(e: PasswordError) -> Self {
+        match e {
+            PasswordError::Busy => Self::Busy,
+            PasswordError::Failed(m) => Self::Store(StoreError::Database(format!(
+                "cannot hash the password: {m}"
+            ))),
+        }
     }
 }
 
@@ -82,33 +100,24 @@ pub fn validate(email: &str, password: &str) -> Result<String, ValidationError> 
     Ok(email)
 }
 
-/// Adds an admin. With `only_if_none`, does nothing (returns `false`) when an admin exists
-/// already: this is how `/setup` and the environment bootstrap stay one-time.
+/// Adds another admin (the first one is made by [`create_first`]).
 pub async fn add(
     store: &dyn Store,
+    passwords: &PasswordPool,
     email: &str,
     password: &str,
-    only_if_none: bool,
-) -> Result<bool, AdminError> {
+) -> Result<(), AdminError> {
     let email = validate(email, password).map_err(AdminError::Invalid)?;
+    let taken = |all: &[AdminUser]| all.iter().any(|a| a.email == email);
+    if taken(&list(store).await?) {
+        return Err(exists_already());
+    }
+    let hash = passwords.hash(password).await?;
+    // Read again after the hash (which may have waited for the pool).
     let mut all = list(store).await?;
-    if only_if_none && !all.is_empty() {
-        return Ok(false);
+    if taken(&all) {
+        return Err(exists_already());
     }
-    if all.iter().any(|a| a.email == email) {
-        return Err(AdminError::Invalid(ValidationError::new(
-            "email",
-            "an admin with this email exists already",
-        )));
-    }
-    let hash = Argon2::default()
-        .hash_password(password.as_bytes())
-        .map_err(|e| {
-            AdminError::Store(StoreError::Database(format!(
-                "cannot hash the password: {e}"
-            )))
-        })?
-        .to_string();
     all.push(AdminUser {
         email,
         password_hash: hash,
@@ -116,6 +125,40 @@ pub async fn add(
     });
     let text = serde_json::to_string(&all).unwrap_or_else(|_| "[]".to_owned());
     store.put_setting(ADMINS_SETTING, &text).await?;
+    Ok(())
+}
+
+fn exists_already() -> AdminError {
+    AdminError::Invalid(ValidationError::new(
+        "email",
+        "an admin with this email exists already",
+    ))
+}
+
+/// Creates the first admin: `false` (nothing changed) when an admin exists already, also when
+/// another request or node created one at the same moment. On success every first-admin setup
+/// token is deleted.
+pub async fn create_first(
+    store: &dyn Store,
+    passwords: &PasswordPool,
+    email: &str,
+    password: &str,
+) -> Result<bool, AdminError> {
+    let email = validate(email, password).map_err(AdminError::Invalid)?;
+    if !list(store).await?.is_empty() {
+        return Ok(false);
+    }
+    let hash = passwords.hash(password).await?;
+    let first = [AdminUser {
+        email,
+        password_hash: hash,
+        created_at: unix_now(),
+    }];
+    let text = serde_json::to_string(&first).unwrap_or_else(|_| "[]".to_owned());
+    if !store.put_setting_if_absent(ADMINS_SETTING, &text).await? {
+        return Ok(false);
+    }
+    store.delete_setup_tokens().await?;
     Ok(true)
 }
 
@@ -123,20 +166,17 @@ pub async fn add(
 /// email too, so timing does not tell which emails exist.
 pub async fn verify(
     store: &dyn Store,
+    passwords: &PasswordPool,
     email: &str,
     password: &str,
-) -> Result<Option<AdminUser>, StoreError> {
+) -> Result<Option<AdminUser>, AdminError> {
     let email = email.trim().to_ascii_lowercase();
     let all = list(store).await?;
-    let argon = Argon2::default();
     let Some(user) = all.into_iter().find(|a| a.email == email) else {
-        let _ = argon.hash_password(password.as_bytes());
+        passwords.hash(password).await?;
         return Ok(None);
     };
-    let ok = match argon2::password_hash::phc::PasswordHash::new(&user.password_hash) {
-        Ok(h) => argon.verify_password(password.as_bytes(), &h).is_ok(),
-        Err(_) => false,
-    };
+    let ok = passwords.verify(password, &user.password_hash).await?;
     Ok(ok.then_some(user))
 }
 

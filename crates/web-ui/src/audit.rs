@@ -166,6 +166,32 @@ pub async fn sign_in(store: &dyn Store, email: &str, ok: bool, detail: &str, sou
     }
 }
 
+/// Records the first admin's creation (through the setup link, or the refusal of a setup token).
+pub async fn setup(store: &dyn Store, email: &str, ok: bool, source: &str) {
+    let entry = AuditEntry {
+        id: 0,
+        at: unix_now(),
+        actor: email.to_owned(),
+        action: if ok {
+            "admin.setup"
+        } else {
+            "admin.setup_failed"
+        }
+        .to_owned(),
+        target: email.to_owned(),
+        detail: if ok {
+            "first admin created through the setup link"
+        } else {
+            "the setup token was not valid"
+        }
+        .to_owned(),
+        source: source.to_owned(),
+    };
+    if let Err(e) = store.append_audit(&entry).await {
+        tracing::error!(error = %e, "cannot write the audit log");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

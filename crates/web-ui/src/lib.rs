@@ -40,6 +40,7 @@ pub mod form;
 pub mod openapi;
 pub mod portal;
 pub mod security;
+pub mod setup;
 pub mod templates;
 
 use std::time::Duration;
@@ -65,7 +66,8 @@ pub struct UiSettings {
     /// Timeout of the dashboard's server-side calls (JWKS fetch, discovery, connection test).
     pub fetch_timeout: Duration,
     /// The first admin user (email, password), created at start when no admin exists
-    /// (`GATEHOUSE_ADMIN_EMAIL` / `GATEHOUSE_ADMIN_PASSWORD`). Without it, `/setup` asks once.
+    /// (`GATEHOUSE_ADMIN_EMAIL` / `GATEHOUSE_ADMIN_PASSWORD`). Without it, `/setup` asks once,
+    /// through the one-time link of [`setup::issue_token`].
     pub initial_admin: Option<(String, String)>,
     /// Quotas are counted in Redis (shared by the gateway nodes), not in the database's
     /// `quota_counters`: the portal's usage page then cannot show what is left.
@@ -184,14 +186,17 @@ fn with_api(pages: Router, api: Router, app: &'static str) -> Router {
 /// The dashboard listener's whole router: the pages, with `/api` and `/api/*` sent to `api`
 /// (the admin REST API router, which keeps its JSON 404 for unknown `/api/` paths).
 /// Every successful change through it is written to the audit log ([`audit::record`]).
+/// Every answer but the static assets gets `Cache-Control: no-store` ([`security::no_store`]).
 pub fn dashboard_app(ui: DashboardUi, api: Router) -> Router {
     let store = std::sync::Arc::clone(ui.store());
     with_api(dashboard_router(ui), api, "dashboard")
         .layer(axum::middleware::from_fn_with_state(store, audit::record))
+        .layer(axum::middleware::from_fn(security::no_store))
 }
 
 /// The portal listener's whole router: the pages, with `/api` and `/api/*` sent to `api` (the
-/// portal's JSON API router).
+/// portal's JSON API router). Every answer but the static assets gets `Cache-Control: no-store`
+/// ([`security::no_store`]).
 pub fn portal_app(ui: PortalUi, api: Router) -> Router {
-    with_api(portal_router(ui), api, "portal")
+    with_api(portal_router(ui), api, "portal").layer(axum::middleware::from_fn(security::no_store))
 }

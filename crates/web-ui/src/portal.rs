@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use gatehouse_admin_api::portal::{Portal, PortalError, SESSION_SECONDS};
+use gatehouse_admin_api::portal::{Portal, PortalError, SESSION_SECONDS, SIGNUP_ACCEPTED};
 use gatehouse_admin_api::portal_api::COOKIE;
 use gatehouse_domain::api::ApiDefinition;
 use gatehouse_domain::portal::effective_dcr;
@@ -192,14 +192,23 @@ async fn home(State(ui): State<PortalUi>, headers: HeaderMap) -> Response {
     render(StatusCode::OK, "p_home.html", &base)
 }
 
-async fn login_page(State(ui): State<PortalUi>, headers: HeaderMap) -> Response {
+async fn login_page(
+    State(ui): State<PortalUi>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if ui.dev(&headers).await.is_some() {
         return Redirect::to("/catalogue").into_response();
     }
     let (binding, new) = pre_binding(&headers);
+    // After a sign-up: the same notice whether the email was new or registered already.
+    let flash = q
+        .contains_key("signed_up")
+        .then(|| Flash::with("info", "Sign-up received", vec![SIGNUP_ACCEPTED.to_owned()]));
     let ctx = merge(
         ui.anon_base("login", "Sign in").await,
-        json!({"csrf": ui.0.csrf.token("pre", &binding), "form": {}, "errors": {}}),
+        json!({"csrf": ui.0.csrf.token("pre", &binding), "form": {}, "errors": {},
+               "flash": flash}),
     );
     pre_page(
         StatusCode::OK,
@@ -248,6 +257,7 @@ async fn login(
                     ),
                 );
             }
+            Err(PortalError::Busy) => return crate::dashboard::busy_page("portal"),
             Err(e) => errors.general(e.to_string()),
         }
     }
@@ -298,9 +308,18 @@ async fn signup(
     let input = json!({"email": f.text("email"), "first_name": f.text("first_name"),
                        "last_name": f.text("last_name"), "password": f.raw("password")});
     let mut errors = FieldErrors::default();
+    let mut status = StatusCode::BAD_REQUEST;
     match ui.portal().signup(input, &addr).await {
-        Ok((token, _)) => return ui.signed_in(&token, "/catalogue"),
-        Err(PortalError::Conflict { message, .. }) => errors.add("email", message),
+        // The developer signs in next; the notice does not tell a new email from a taken one.
+        Ok(()) => return Redirect::to("/login?signed_up=1").into_response(),
+        Err(PortalError::Throttled { retry_after, .. }) => {
+            status = StatusCode::TOO_MANY_REQUESTS;
+            errors.general(format!(
+                "Too many sign-ups. Try again in {}.",
+                crate::dashboard::wait_words(retry_after)
+            ));
+        }
+        Err(PortalError::Busy) => return crate::dashboard::busy_page("portal"),
         Err(e) => crate::dashboard::place_portal_error(&mut errors, &e, TABLE),
     }
     let ctx = merge(
@@ -308,7 +327,7 @@ async fn signup(
         json!({"csrf": f.csrf(), "errors": errors,
                "form": {"email": f.text("email"), "first_name": f.text("first_name"), "last_name": f.text("last_name")}}),
     );
-    render(StatusCode::BAD_REQUEST, "p_signup.html", &ctx)
+    render(status, "p_signup.html", &ctx)
 }
 
 async fn logout(State(ui): State<PortalUi>, headers: HeaderMap, body: Bytes) -> Response {

@@ -169,6 +169,35 @@ pub async fn same_origin(req: Request, next: Next) -> Response {
     resp
 }
 
+/// Middleware for every answer of the dashboard and portal listeners (pages, admin API, portal
+/// API): `Cache-Control: no-store` unless the answer set its own (only the static assets do), so
+/// no answer that may carry a secret (a client secret, a generated key, a setup link's form, a
+/// session's pages) is kept by a browser or a shared cache.
+pub async fn no_store(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    if !resp.headers().contains_key(header::CACHE_CONTROL) {
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// The `Strict-Transport-Security` value: one year, this host only (`includeSubDomains` could
+/// break plain-HTTP services on sibling hosts, which is the operator's call, not ours).
+pub const HSTS: &str = "max-age=31536000";
+
+/// Middleware for the dashboard and portal listeners when they serve HTTPS: adds
+/// `Strict-Transport-Security` ([`HSTS`]) to every answer, so browsers use HTTPS from then on.
+/// Never use it on a plain-HTTP listener (browsers ignore it there anyway, RFC 6797 §8.1).
+pub async fn strict_transport_security(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static(HSTS),
+    );
+    resp
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

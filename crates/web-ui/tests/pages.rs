@@ -21,6 +21,9 @@ struct App {
     portal: Router,
     control: Control,
     store: Arc<dyn Store>,
+    /// The one-time first-admin setup token (as `gatehouse serve` prints it), while no admin
+    /// exists.
+    setup_token: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -47,6 +50,9 @@ async fn app_in(dir: tempfile::TempDir) -> App {
     let portal_ui = PortalUi::new(portal, Arc::clone(&store), settings.clone())
         .await
         .unwrap();
+    let setup_token = gatehouse_web_ui::setup::issue_token(store.as_ref())
+        .await
+        .unwrap();
     let api = Router::new().route(
         "/api/ping",
         axum::routing::get(|| async { axum::Json(json!({"pong": true})) }),
@@ -56,6 +62,7 @@ async fn app_in(dir: tempfile::TempDir) -> App {
         portal: portal_app(portal_ui, api),
         control,
         store,
+        setup_token,
         _dir: dir,
     }
 }
@@ -127,18 +134,54 @@ fn csrf_in(html: &str) -> String {
 async fn setup_csrf_same_origin_and_escaping() {
     let a = app().await;
 
-    // No admin yet: every page leads to /setup, which sets the pre-sign-in cookie.
+    // No admin yet: every page leads to /setup, which without the one-time link's token only
+    // says where to find the link.
     let r = call(&a.dash, get("/apis", "")).await;
     assert_eq!(r.location.as_deref(), Some("/setup"));
     let r = call(&a.dash, get("/setup", "")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("First admin: open"), "{}", r.body);
+    assert!(!r.body.contains("name=\"password\""));
+    let r = call(&a.dash, get("/setup?token=guessed", "")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        r.body.contains("This setup link is not valid"),
+        "{}",
+        r.body
+    );
+    // With the link: the form, which sets the pre-sign-in cookie and carries the token.
+    let setup_token = a.setup_token.clone().expect("a setup token without admins");
+    let r = call(&a.dash, get(&format!("/setup?token={setup_token}"), "")).await;
     assert_eq!(r.status, StatusCode::OK);
     let pre = cookie_pair(&r.cookies, "gh_pre");
     assert!(r.cookies[0].contains("HttpOnly") && r.cookies[0].contains("SameSite=Lax"));
     let token = csrf_in(&r.body);
     assert!(r.body.contains("<label for=\"f-email\""));
+    assert!(
+        r.body
+            .contains(&format!("name=\"setup_token\" value=\"{setup_token}\""))
+    );
 
-    // Without the token, or from another origin: refused.
-    let form = "email=admin%40example.com&password=long+enough+pw&password_confirm=long+enough+pw";
+    // A wrong setup token in the form is refused, even with a good CSRF token.
+    let wrong = format!(
+        "email=admin%40example.com&password=long+enough+pw&password_confirm=long+enough+pw\
+         &setup_token=wrong&_csrf={token}"
+    );
+    let r = call(&a.dash, post("/setup", &pre, &wrong, None)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        gatehouse_web_ui::admins::list(a.store.as_ref())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Without the CSRF token, or from another origin: refused.
+    let form = format!(
+        "email=admin%40example.com&password=long+enough+pw&password_confirm=long+enough+pw\
+         &setup_token={setup_token}"
+    );
+    let form = form.as_str();
     let r = call(&a.dash, post("/setup", &pre, form, None)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let with = format!("{form}&_csrf={token}");
@@ -151,7 +194,8 @@ async fn setup_csrf_same_origin_and_escaping() {
 
     // A mistake is shown next to its field, keeping the email.
     let bad = format!(
-        "email=admin%40example.com&password=long+enough+pw&password_confirm=other&_csrf={token}"
+        "email=admin%40example.com&password=long+enough+pw&password_confirm=other\
+         &setup_token={setup_token}&_csrf={token}"
     );
     let r = call(&a.dash, post("/setup", &pre, &bad, None)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -166,8 +210,11 @@ async fn setup_csrf_same_origin_and_escaping() {
     .await;
     assert_eq!(r.location.as_deref(), Some("/apis"), "{}", r.body);
     let session = cookie_pair(&r.cookies, "gh_dash");
-    // /setup is closed now.
+    // /setup is closed now, and the token is used up.
     let r = call(&a.dash, get("/setup", "")).await;
+    assert_eq!(r.location.as_deref(), Some("/login"));
+    assert!(a.store.setup_tokens().await.unwrap().is_empty());
+    let r = call(&a.dash, post("/setup", &pre, &with, None)).await;
     assert_eq!(r.location.as_deref(), Some("/login"));
 
     // A stored name with markup is shown as text.
@@ -239,10 +286,12 @@ async fn setup_csrf_same_origin_and_escaping() {
 
 /// Creates the first admin through /setup; returns the session cookie pair.
 async fn setup_admin(a: &App, email: &str, password: &str) -> String {
-    let r = call(&a.dash, get("/setup", "")).await;
+    let setup_token = a.setup_token.as_deref().expect("no admin yet");
+    let r = call(&a.dash, get(&format!("/setup?token={setup_token}"), "")).await;
     let pre = cookie_pair(&r.cookies, "gh_pre");
     let form = format!(
-        "email={}&password={password}&password_confirm={password}&_csrf={}",
+        "email={}&password={password}&password_confirm={password}&setup_token={setup_token}\
+         &_csrf={}",
         email.replace('@', "%40"),
         csrf_in(&r.body)
     );

@@ -35,6 +35,8 @@ pub struct Server {
     /// The CA (PEM) the test client trusts when the server serves HTTPS (`tls_cert_file`); the
     /// URLs are then `https://`.
     pub https_ca: Option<String>,
+    /// Extra environment variables of the process.
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl Drop for Server {
@@ -72,6 +74,7 @@ impl Server {
             log_file: None,
             role: "serve",
             https_ca: None,
+            extra_env: Vec::new(),
         };
         s.spawn(admin_key);
         s
@@ -98,6 +101,7 @@ impl Server {
             log_file,
             role: "serve",
             https_ca: None,
+            extra_env: Vec::new(),
         };
         s.spawn(Some(ADMIN_KEY));
         s
@@ -132,6 +136,7 @@ impl Server {
             log_file: Some(data_dir.join("server.log")),
             role: "serve",
             https_ca: Some(ca_pem.to_owned()),
+            extra_env: Vec::new(),
         };
         s.spawn(Some(ADMIN_KEY));
         s
@@ -169,9 +174,49 @@ impl Server {
             log_file: None,
             role,
             https_ca: None,
+            extra_env: Vec::new(),
         };
         s.spawn(Some(ADMIN_KEY));
         s
+    }
+
+    /// Starts one role (`serve`, `gateway` or `dashboard`) with extra flags and environment
+    /// variables, its whole log (debug level) captured in `<data_dir>/<log_name>`.
+    pub fn start_role_with_env(
+        role: &'static str,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        log_name: &str,
+    ) -> Server {
+        let mut s = Server {
+            child: None,
+            data_dir: data_dir.to_owned(),
+            gateway_port: free_port(),
+            dashboard_port: free_port(),
+            portal_port: free_port(),
+            admin_key: ADMIN_KEY.to_owned(),
+            stdout_lines: Vec::new(),
+            extra_args: extra.iter().map(|s| (*s).to_owned()).collect(),
+            http: reqwest::Client::new(),
+            log_file: Some(data_dir.join(log_name)),
+            role,
+            https_ca: None,
+            extra_env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        s.spawn(Some(ADMIN_KEY));
+        s
+    }
+
+    /// The one-time first-admin link the process printed ("First admin: open …"), if any.
+    pub fn setup_link(&self) -> Option<String> {
+        self.stdout_lines
+            .iter()
+            .find_map(|l| l.strip_prefix("First admin: open "))
+            .map(|l| l.trim().to_owned())
     }
 
     /// Starts a server whose whole log (debug level) is captured in a file, so tests can check
@@ -190,6 +235,7 @@ impl Server {
             log_file: Some(data_dir.join("server.log")),
             role: "serve",
             https_ca: None,
+            extra_env: Vec::new(),
         };
         s.spawn(Some(ADMIN_KEY));
         s
@@ -220,6 +266,9 @@ impl Server {
             .arg(format!("127.0.0.1:{}", self.portal_port))
             .args(&self.extra_args)
             .env_remove("GATEHOUSE_ADMIN_KEY")
+            .env_remove("GATEHOUSE_ADMIN_EMAIL")
+            .env_remove("GATEHOUSE_ADMIN_PASSWORD")
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .env("GATEHOUSE_LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

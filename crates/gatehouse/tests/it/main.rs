@@ -14,5 +14,6 @@ mod observability;
 mod outages;
 mod paths;
 mod secrets;
+mod security_control;
 mod tls;
 mod tyk_guards;

@@ -141,7 +141,8 @@ async fn https_on_all_listeners_with_http2_by_alpn() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.version(), reqwest::Version::HTTP_11);
 
-    // Dashboard and portal, over HTTP/2 too; cookies are Secure.
+    // Dashboard and portal, over HTTP/2 too; cookies are Secure; answers carry HSTS (the
+    // gateway's are left to the API's upstream).
     let r = http
         .get(s.admin_url("/api/apis"))
         .bearer_auth(&s.admin_key)
@@ -150,10 +151,19 @@ async fn https_on_all_listeners_with_http2_by_alpn() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
-    for url in [s.admin_url("/login"), s.portal_url("/login")] {
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+    // No admin yet: the dashboard's first page is the setup link printed on the console (https).
+    let setup = s.setup_link().expect("a first-admin setup link");
+    assert!(setup.starts_with("https://127.0.0.1:"), "{setup}");
+    for url in [setup, s.portal_url("/login")] {
         let r = http.get(&url).send().await.unwrap();
         assert!(r.status().is_success(), "{url}: {}", r.status());
         assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(
+            r.headers()["strict-transport-security"],
+            "max-age=31536000",
+            "{url}"
+        );
         let cookies: Vec<_> = r.headers().get_all("set-cookie").iter().collect();
         assert!(
             !cookies.is_empty(),

@@ -85,7 +85,7 @@ pub(super) async fn add_admin(
         errors.add("password_confirm", "The two passwords differ.");
     }
     if errors.is_empty() {
-        match admins::add(ui.store().as_ref(), &email, &password, false).await {
+        match admins::add(ui.store().as_ref(), ui.passwords(), &email, &password).await {
             Ok(_) => {
                 ui.flash(
                     &a,
@@ -99,6 +99,7 @@ pub(super) async fn add_admin(
             Err(admins::AdminError::Invalid(v)) => {
                 errors.place_validation(&v, &[("email", "email"), ("password", "password")]);
             }
+            Err(admins::AdminError::Busy) => return super::busy_page("dashboard"),
             Err(e) => errors.general(e.to_string()),
         }
     }

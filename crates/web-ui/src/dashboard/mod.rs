@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -52,7 +52,6 @@ struct Inner {
     flashes: parking_lot::Mutex<HashMap<String, Flash>>,
     throttle: parking_lot::Mutex<LoginThrottle>,
     hooks: std::sync::OnceLock<Arc<dyn AdminHooks>>,
-    setup_lock: tokio::sync::Mutex<()>,
 }
 
 /// The dashboard pages' state.
@@ -68,7 +67,9 @@ pub(crate) struct Admin {
 
 impl DashboardUi {
     /// The dashboard over the control plane and the portal service. Loads (or creates) the CSRF
-    /// key and creates the first admin from [`UiSettings::initial_admin`] when none exists.
+    /// key and creates the first admin from [`UiSettings::initial_admin`] when none exists
+    /// (otherwise the first admin is created on `/setup`, with the link of
+    /// [`crate::setup::issue_token`]).
     pub async fn new(
         control: Control,
         portal: Arc<Portal>,
@@ -77,7 +78,7 @@ impl DashboardUi {
         let store = Arc::clone(control.store());
         let csrf = CsrfKey::load_or_create(store.as_ref()).await?;
         if let Some((email, password)) = &settings.initial_admin {
-            match admins::add(store.as_ref(), email, password, true).await {
+            match admins::create_first(store.as_ref(), portal.passwords(), email, password).await {
                 Ok(true) => {
                     tracing::info!(email = %email, "dashboard admin created from the environment")
                 }
@@ -94,7 +95,6 @@ impl DashboardUi {
             flashes: parking_lot::Mutex::new(HashMap::new()),
             throttle: parking_lot::Mutex::new(LoginThrottle::default()),
             hooks: std::sync::OnceLock::new(),
-            setup_lock: tokio::sync::Mutex::new(()),
         })))
     }
 
@@ -121,6 +121,11 @@ impl DashboardUi {
 
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.0.store
+    }
+
+    /// The process's bounded password pool (shared with the portal).
+    pub(crate) fn passwords(&self) -> &gatehouse_admin_api::passwords::PasswordPool {
+        self.0.portal.passwords()
     }
 
     pub(crate) fn timeout(&self) -> Duration {
@@ -404,7 +409,7 @@ async fn login(
                 ),
             );
         } else {
-            match admins::verify(ui.store().as_ref(), &email, &password).await {
+            match admins::verify(ui.store().as_ref(), ui.passwords(), &email, &password).await {
                 Ok(Some(user)) => {
                     ui.0.throttle.lock().success(&email);
                     return match ui.start_session(&user.email).await {
@@ -432,7 +437,8 @@ async fn login(
                     .await;
                     errors.add("password", "Wrong email or password.");
                 }
-                Err(e) => errors.general(format!("The database is unavailable: {e}")),
+                Err(admins::AdminError::Busy) => return busy_page("dashboard"),
+                Err(e) => errors.general(e.to_string()),
             }
         }
     }
@@ -460,14 +466,31 @@ fn signed_in(ui: &DashboardUi, token: &str) -> Response {
     r
 }
 
-async fn setup_page(State(ui): State<DashboardUi>, headers: HeaderMap) -> Response {
+/// `/setup?token=…`: the first-admin form, reached only through the one-time link printed on
+/// the console ([`crate::setup`]).
+async fn setup_page(
+    State(ui): State<DashboardUi>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     match admins::list(ui.store().as_ref()).await {
         Ok(l) if l.is_empty() => {}
-        _ => return Redirect::to("/login").into_response(),
+        Ok(_) => return Redirect::to("/login").into_response(),
+        Err(e) => {
+            return failure(
+                json!({"app": "dashboard"}),
+                &format!("The database is unavailable: {e}"),
+            );
+        }
+    }
+    let token = q.get("token").map(String::as_str).unwrap_or_default();
+    if let Some(refused) = check_setup_token(&ui, token).await {
+        return refused;
     }
     let (binding, new) = pre_binding(&headers);
     let ctx = json!({"app": "dashboard", "title": "Create the first admin",
-                     "csrf": ui.0.csrf.token("pre", &binding), "form": {}, "errors": {}});
+                     "csrf": ui.0.csrf.token("pre", &binding), "setup_token": token,
+                     "form": {}, "errors": {}});
     pre_page(
         StatusCode::OK,
         "dash_setup.html",
@@ -478,11 +501,70 @@ async fn setup_page(State(ui): State<DashboardUi>, headers: HeaderMap) -> Respon
     )
 }
 
-async fn setup(State(ui): State<DashboardUi>, headers: HeaderMap, body: Bytes) -> Response {
+/// `None` when `token` is a live setup token, else the page that says why not (403).
+async fn check_setup_token(ui: &DashboardUi, token: &str) -> Option<Response> {
+    let (title, message) = match crate::setup::is_valid(ui.store().as_ref(), token).await {
+        Ok(true) => return None,
+        Err(e) => {
+            return Some(failure(
+                json!({"app": "dashboard"}),
+                &format!("The database is unavailable: {e}"),
+            ));
+        }
+        Ok(false) if token.is_empty() => (
+            "Open the setup link",
+            "No admin exists yet. The first admin is created through a one-time link that \
+             Gatehouse printed on its console when it started (a line beginning with \
+             \"First admin: open\"; look in the output of `gatehouse serve` or \
+             `gatehouse dashboard`, e.g. with journalctl or docker logs). Each start prints a new \
+             link. Or set GATEHOUSE_ADMIN_EMAIL and GATEHOUSE_ADMIN_PASSWORD and restart.",
+        ),
+        Ok(false) => {
+            tracing::warn!("first-admin setup refused: the setup token is not valid");
+            (
+                "This setup link is not valid",
+                "The token in this link is wrong or was used up (the first admin exists, or the \
+                 link is from another installation). Use the newest \"First admin: open\" link \
+                 that Gatehouse printed on its console; restarting it prints a new one.",
+            )
+        }
+    };
+    Some(message_page(
+        StatusCode::FORBIDDEN,
+        json!({"app": "dashboard"}),
+        title,
+        message,
+        None,
+    ))
+}
+
+async fn setup(
+    State(ui): State<DashboardUi>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let f = Form::parse(&body);
     let (binding, new) = pre_binding(&headers);
     if new || !ui.0.csrf.verify("pre", &binding, f.csrf()) {
         return expired_form("dashboard");
+    }
+    let token = f.raw("setup_token").to_owned();
+    match admins::list(ui.store().as_ref()).await {
+        Ok(l) if l.is_empty() => {}
+        Ok(_) => return Redirect::to("/login").into_response(),
+        Err(e) => {
+            return failure(
+                json!({"app": "dashboard"}),
+                &format!("The database is unavailable: {e}"),
+            );
+        }
+    }
+    if let Some(refused) = check_setup_token(&ui, &token).await {
+        if !token.is_empty() {
+            audit::setup(ui.store().as_ref(), &f.text("email"), false, &addr).await;
+        }
+        return refused;
     }
     let email = f.text("email");
     let password = f.raw("password").to_owned();
@@ -491,22 +573,43 @@ async fn setup(State(ui): State<DashboardUi>, headers: HeaderMap, body: Bytes) -
         errors.add("password_confirm", "The two passwords differ.");
     }
     if errors.is_empty() {
-        let _g = ui.0.setup_lock.lock().await;
-        match admins::add(ui.store().as_ref(), &email, &password, true).await {
-            Ok(true) => match ui.start_session(&email.to_ascii_lowercase()).await {
-                Ok(token) => return signed_in(&ui, &token),
-                Err(e) => errors.general(format!("The database is unavailable: {e}")),
-            },
+        match admins::create_first(ui.store().as_ref(), ui.passwords(), &email, &password).await {
+            Ok(true) => {
+                tracing::info!("the first dashboard admin was created through the setup link");
+                let email = email.trim().to_ascii_lowercase();
+                audit::setup(ui.store().as_ref(), &email, true, &addr).await;
+                match ui.start_session(&email.to_ascii_lowercase()).await {
+                    Ok(token) => return signed_in(&ui, &token),
+                    Err(e) => errors.general(format!("The database is unavailable: {e}")),
+                }
+            }
             Ok(false) => return Redirect::to("/login").into_response(),
             Err(admins::AdminError::Invalid(v)) => {
                 errors.place_validation(&v, &[("email", "email"), ("password", "password")]);
             }
+            Err(admins::AdminError::Busy) => return busy_page("dashboard"),
             Err(e) => errors.general(e.to_string()),
         }
     }
     let ctx = json!({"app": "dashboard", "title": "Create the first admin", "csrf": f.csrf(),
-                     "form": {"email": email}, "errors": errors});
+                     "setup_token": token, "form": {"email": email}, "errors": errors});
     render(StatusCode::BAD_REQUEST, "dash_setup.html", &ctx)
+}
+
+/// 503 with `Retry-After` when the password pool is full.
+pub(crate) fn busy_page(app: &str) -> Response {
+    let mut r = message_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({"app": app}),
+        "Busy",
+        "The server is busy checking passwords. Go back and try again in a second.",
+        None,
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        axum::http::HeaderValue::from(gatehouse_admin_api::passwords::BUSY_RETRY_AFTER),
+    );
+    r
 }
 
 async fn logout(State(ui): State<DashboardUi>, headers: HeaderMap, body: Bytes) -> Response {
