@@ -304,6 +304,9 @@ pub struct Config {
     pub node_tags: Vec<String>,
     /// How endpoint patterns match.
     pub match_options: gatehouse_domain::pathmatch::MatchOptions,
+    /// `--take-over`: share the listen addresses of the Gatehouse running with this data
+    /// directory until it exits (a binary upgrade).
+    pub take_over: bool,
 }
 
 /// The listeners' TLS settings.
@@ -509,6 +512,7 @@ impl Config {
             ("upstream_client_cert_file", "upstream_client_key_file"),
         )?;
         Ok(Config {
+            take_over: false,
             node_tags,
             match_options: gatehouse_domain::pathmatch::MatchOptions {
                 prefix: raw.enable_path_prefix_matching.unwrap_or(false),

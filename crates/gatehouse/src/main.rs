@@ -3,6 +3,7 @@
 
 mod config;
 mod demo;
+mod listen;
 mod serve;
 
 /// mimalloc: measurably faster than the system allocator on the proxy path (see BENCHMARKS.md).
@@ -21,11 +22,28 @@ use config::{Config, RawConfig};
 /// Settings come from flags, then an optional gatehouse.toml (--config, or ./gatehouse.toml when
 /// present), then GATEHOUSE_* environment variables, in that order of precedence.
 #[derive(Parser, Debug)]
-#[command(name = "gatehouse", version, about, long_about)]
+#[command(name = "gatehouse", version, about, long_about, after_long_help = ENV_ONLY_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// Settings read only from the environment (secrets stay out of the command line, which other
+/// users of the machine can see), shown at the end of `--help`.
+const ENV_ONLY_HELP: &str = "\
+Environment only (secrets are never flags):
+  GATEHOUSE_ADMIN_KEY            The admin API key (16+ characters); without it one is generated
+                                 on the first start and printed once. Only its hash is stored.
+  GATEHOUSE_ADMIN_EMAIL          With GATEHOUSE_ADMIN_PASSWORD: the first dashboard admin, created
+  GATEHOUSE_ADMIN_PASSWORD       at start when none exists (instead of the printed setup link).
+  GATEHOUSE_SECRET_KEY           The key sealing secrets at rest (64 hex characters); default: the
+                                 file secret.key in the data directory.
+  GATEHOUSE_SECRET_KEY_PREVIOUS  Earlier keys (comma-separated) still accepted while re-sealing
+                                 (gatehouse secrets rotate-key / reseal).
+  GATEHOUSE_CONFIG               The configuration file, as --config.
+  RUST_LOG                       A tracing filter that overrides --log-level.
+Every flag of a subcommand can also be set as GATEHOUSE_<FLAG> (upper case, _ for -) or in
+gatehouse.toml; `gatehouse <subcommand> --help` lists them.";
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -106,6 +124,11 @@ enum ImportCommand {
 /// or as GATEHOUSE_<NAME> in the environment.
 #[derive(Args, Debug, Clone, Default)]
 struct CommonArgs {
+    /// Replace the Gatehouse running with the same data directory without downtime: share its
+    /// listen addresses until it exits (docs/deployment.md, "Upgrading without downtime").
+    /// Without it, a listen address in use by anything makes the start fail.
+    #[arg(long)]
+    take_over: bool,
     /// Configuration file (TOML). Default: ./gatehouse.toml when it exists. [env: GATEHOUSE_CONFIG]
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -336,6 +359,7 @@ impl CommonArgs {
         cfg.admin_key = std::env::var("GATEHOUSE_ADMIN_KEY")
             .ok()
             .filter(|k| !k.is_empty());
+        cfg.take_over = self.take_over;
         Ok(cfg)
     }
 }
@@ -345,8 +369,11 @@ fn init_logging(cfg: &Config) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&cfg.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a terminal: redirected logs get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match cfg.log_format {
         config::LogFormat::Json => builder.json().init(),
@@ -443,4 +470,41 @@ fn runtime(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
         None => tokio::runtime::Builder::new_multi_thread(),
     };
     Ok(b.enable_all().build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every `GATEHOUSE_*` variable the binary reads is named in `--help`: the environment-only
+    /// ones at the end of `gatehouse --help`, the others beside their flag in the subcommand's.
+    #[test]
+    fn every_environment_variable_is_in_the_help() {
+        let mut top = super::Cli::command();
+        let mut help = top.render_long_help().to_string();
+        let mut serve = super::Cli::command();
+        let serve = serve.find_subcommand_mut("serve").expect("serve exists");
+        help.push_str(&serve.render_long_help().to_string());
+        let sources = [
+            include_str!("config.rs"),
+            include_str!("main.rs"),
+            include_str!("serve.rs"),
+            include_str!("../../store/src/secrets.rs"),
+            include_str!("../../web-ui/src/lib.rs"),
+        ];
+        let mut missing = Vec::new();
+        for src in sources {
+            for (i, _) in src.match_indices("\"GATEHOUSE_") {
+                let name: String = src[i + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                    .collect();
+                if !help.contains(&name) && !missing.contains(&name) {
+                    missing.push(name);
+                }
+            }
+        }
+        assert!(missing.is_empty(), "not in --help: {missing:?}");
+        assert!(help.contains("--take-over"));
+    }
 }

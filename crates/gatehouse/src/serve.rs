@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use rand::RngCore;
-use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use gatehouse_admin_api::portal::Portal;
@@ -24,6 +23,7 @@ use gatehouse_telemetry::Telemetry;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::listen::Instance;
 
 /// The settings key under which the admin key's SHA-256 is stored.
 const ADMIN_KEY_SETTING: &str = "admin_key_sha256";
@@ -84,16 +84,25 @@ async fn admin_key(
     Ok((key, Some(secret)))
 }
 
-/// Binds a listener with `SO_REUSEPORT`, so an upgraded binary can bind the same port while this
-/// process drains (see docs/deployment.md, "Upgrading without downtime").
-fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
-    gatehouse_gateway::tls::bind_reusable(addr).with_context(|| {
-        format!(
-            "cannot listen on {addr} for the {what}: choose another address with --{flag} \
-             or GATEHOUSE_{}",
-            flag.replace('-', "_").to_uppercase()
-        )
-    })
+/// Where the data lives, for the startup lines: the data directory (absolute), and the
+/// PostgreSQL server (host, port and database; never the password) when one is used.
+fn describe_data(cfg: &Config) -> String {
+    let dir = std::fs::canonicalize(&cfg.data_dir).unwrap_or_else(|_| cfg.data_dir.clone());
+    match &cfg.database_url {
+        None => format!("{} (SQLite database gatehouse.db)", dir.display()),
+        Some(url) => format!(
+            "PostgreSQL {} (keys and locks in {})",
+            postgres_location(url),
+            dir.display()
+        ),
+    }
+}
+
+/// `host:port/database` of a PostgreSQL URL, without the user and password.
+fn postgres_location(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split('?').next().unwrap_or(rest)
 }
 
 fn url_of(addr: std::net::SocketAddr, tls: bool) -> String {
@@ -172,10 +181,30 @@ impl Roles {
         gateway: false,
         dashboard: true,
     };
+
+    /// The subcommand that runs these roles (also the name of its lock in the data directory).
+    pub fn command(&self) -> &'static str {
+        match (self.gateway, self.dashboard) {
+            (true, true) => "serve",
+            (true, false) => "gateway",
+            _ => "dashboard",
+        }
+    }
+}
+
+impl std::fmt::Display for Roles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match (self.gateway, self.dashboard) {
+            (true, true) => "gateway, dashboard and portal",
+            (true, false) => "gateway",
+            _ => "dashboard and portal",
+        })
+    }
 }
 
 /// Runs the given roles in this process until SIGINT or SIGTERM.
 pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
+    let mut instance = Instance::claim(&cfg.data_dir, roles.command(), cfg.take_over)?;
     let (store, changes) = open_store(&cfg).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -260,7 +289,7 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         );
         telemetry = Some(t);
         limiters = Some(l);
-        let listener = bind(cfg.gateway_listen, "gateway", "gateway-listen")?;
+        let listener = instance.bind(cfg.gateway_listen, "gateway", "gateway-listen")?;
         tasks.push(tokio::spawn(gatehouse_gateway::server::serve_with_tls(
             listener,
             gateway,
@@ -354,8 +383,9 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
             key: Arc::new(key),
             hooks,
         });
-        let dash_listener = bind(cfg.dashboard_listen, "dashboard", "dashboard-listen")?;
-        let portal_listener = bind(cfg.portal_listen, "developer portal", "portal-listen")?;
+        let dash_listener = instance.bind(cfg.dashboard_listen, "dashboard", "dashboard-listen")?;
+        let portal_listener =
+            instance.bind(cfg.portal_listen, "developer portal", "portal-listen")?;
         // The dashboard answers /metrics too (the gateway's, in one process), so metrics can be
         // scraped where the gateway listener is public and its metrics path is off.
         let dash_telemetry = match &telemetry {
@@ -410,16 +440,19 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         banner.push(format!("Portal:    {}", url_of(cfg.portal_listen, https)));
     }
 
+    instance.publish();
     if let Some(secret) = shown_once {
         println!("Admin API key (shown only once, store it now): {secret}");
     }
     if let Some(link) = setup_link {
         println!("First admin: open {link}");
     }
+    println!("Running:   {roles}");
+    println!("Data:      {}", describe_data(&cfg));
     for line in banner {
         println!("{line}");
     }
-    tracing::info!(?roles, "gatehouse is running");
+    tracing::info!(roles = %roles, "gatehouse is running");
 
     shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");

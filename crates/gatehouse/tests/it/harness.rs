@@ -35,6 +35,8 @@ pub struct Server {
     /// The CA (PEM) the test client trusts when the server serves HTTPS (`tls_cert_file`); the
     /// URLs are then `https://`.
     pub https_ca: Option<String>,
+    /// The ports were chosen here (free ports), so a failed first start may try others.
+    own_ports: bool,
     /// Extra environment variables of the process.
     pub extra_env: Vec<(String, String)>,
 }
@@ -75,6 +77,7 @@ impl Server {
             role: "serve",
             https_ca: None,
             extra_env: Vec::new(),
+            own_ports: true,
         };
         s.spawn(admin_key);
         s
@@ -96,12 +99,17 @@ impl Server {
             portal_port: ports.2,
             admin_key: ADMIN_KEY.to_owned(),
             stdout_lines: Vec::new(),
-            extra_args: extra.iter().map(|s| (*s).to_owned()).collect(),
+            // The documented hand-over: the running process's ports and data directory.
+            extra_args: std::iter::once("--take-over")
+                .chain(extra.iter().copied())
+                .map(str::to_owned)
+                .collect(),
             http: reqwest::Client::new(),
             log_file,
             role: "serve",
             https_ca: None,
             extra_env: Vec::new(),
+            own_ports: false,
         };
         s.spawn(Some(ADMIN_KEY));
         s
@@ -137,6 +145,7 @@ impl Server {
             role: "serve",
             https_ca: Some(ca_pem.to_owned()),
             extra_env: Vec::new(),
+            own_ports: true,
         };
         s.spawn(Some(ADMIN_KEY));
         s
@@ -175,6 +184,7 @@ impl Server {
             role,
             https_ca: None,
             extra_env: Vec::new(),
+            own_ports: true,
         };
         s.spawn(Some(ADMIN_KEY));
         s
@@ -206,6 +216,7 @@ impl Server {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            own_ports: true,
         };
         s.spawn(Some(ADMIN_KEY));
         s
@@ -236,6 +247,7 @@ impl Server {
             role: "serve",
             https_ca: None,
             extra_env: Vec::new(),
+            own_ports: true,
         };
         s.spawn(Some(ADMIN_KEY));
         s
@@ -253,7 +265,29 @@ impl Server {
         format!("{}://127.0.0.1:{}{path}", self.scheme(), self.portal_port)
     }
 
+    /// Starts the process. When this server chose its own free ports and the process exits
+    /// before it is up (another test's process took a port between the choice and the bind:
+    /// Gatehouse refuses a taken address), it tries again on new ports, at most three times.
     fn spawn(&mut self, admin_key: Option<&str>) {
+        for attempt in 1..=3 {
+            match self.try_spawn(admin_key) {
+                Ok(()) => {
+                    // Restarts keep the ports.
+                    self.own_ports = false;
+                    return;
+                }
+                Err(why) if self.own_ports && attempt < 3 => {
+                    eprintln!("harness: gatehouse did not start ({why}); retrying on new ports");
+                    self.gateway_port = free_port();
+                    self.dashboard_port = free_port();
+                    self.portal_port = free_port();
+                }
+                Err(why) => panic!("gatehouse did not start: {why}"),
+            }
+        }
+    }
+
+    fn try_spawn(&mut self, admin_key: Option<&str>) -> Result<(), String> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatehouse"));
         cmd.arg(self.role)
             .arg("--data-dir")
@@ -299,9 +333,18 @@ impl Server {
         // Connections pooled to a previous process on the same port are dead: start afresh.
         self.http = self.new_client();
         loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("gatehouse prints its URLs within 30 s");
+            let line = match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => line,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                    return Err(format!("it exited ({status}) before printing its URLs"));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err("it printed no URLs within 30 s".to_owned());
+                }
+            };
             if let Some(k) = line.strip_prefix("Admin API key (shown only once, store it now): ") {
                 self.admin_key = k.trim().to_owned();
             }
@@ -316,6 +359,7 @@ impl Server {
             }
         }
         self.child = Some(child);
+        Ok(())
     }
 
     /// Stops the process with SIGKILL (no chance to clean up) and starts it again on the same

@@ -405,3 +405,51 @@ async fn binary_upgrade_with_keep_alive_clients_loses_no_request() {
     let (st, _) = new.call("/api/after").await;
     assert_eq!(st, 200);
 }
+
+/// A second `gatehouse serve` on the ports of a running one (another data directory, or the same
+/// one without `--take-over`) exits non-zero naming the address, instead of sharing the ports
+/// through `SO_REUSEPORT` (issue 15); the running one keeps serving alone.
+#[tokio::test]
+async fn a_second_gatehouse_on_taken_ports_exits_naming_the_address() {
+    let up = EchoUpstream::start("up").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let first = Server::start(dir.path());
+    first
+        .create_api(&keyless_api("Api", "/api/", &up.url()))
+        .await;
+    let other_dir = tempfile::tempdir().unwrap();
+    for (data_dir, hint) in [
+        (other_dir.path(), "in use by another process"),
+        (dir.path(), "--take-over"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--gateway-listen")
+            .arg(format!("127.0.0.1:{}", first.gateway_port))
+            .arg("--dashboard-listen")
+            .arg(format!("127.0.0.1:{}", first.dashboard_port))
+            .arg("--portal-listen")
+            .arg(format!("127.0.0.1:{}", first.portal_port))
+            .env("GATEHOUSE_ADMIN_KEY", ADMIN_KEY)
+            .output()
+            .expect("the binary runs");
+        assert!(!out.status.success(), "the second process must not start");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "cannot listen on 127.0.0.1:{}",
+                first.gateway_port
+            )),
+            "{err}"
+        );
+        assert!(err.contains(hint), "{err}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("Gateway:"));
+    }
+    // The first one still answers, alone.
+    for _ in 0..5 {
+        let (st, _) = first.call("/api/x").await;
+        assert_eq!(st, 200);
+    }
+}
