@@ -41,8 +41,10 @@ pub mod path;
 pub mod pathmatch;
 pub mod policy;
 pub mod portal;
+pub mod rewrite;
 pub mod routing;
 pub mod session;
+pub mod template;
 pub mod throttle;
 pub mod versions;
 

@@ -617,7 +617,7 @@ fn compile_version(
     })
 }
 
-fn check_header_name(name: &str, field: &str) -> Result<(), ValidationError> {
+pub(crate) fn check_header_name(name: &str, field: &str) -> Result<(), ValidationError> {
     let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if name.is_empty() || !name.chars().all(token) {
         return Err(ValidationError::new(
