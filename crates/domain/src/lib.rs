@@ -33,6 +33,7 @@
 pub mod api;
 pub mod claims;
 pub mod compat;
+pub mod cors;
 pub mod endpoints;
 pub mod error;
 pub mod ids;
@@ -46,6 +47,7 @@ pub mod routing;
 pub mod session;
 pub mod template;
 pub mod throttle;
+pub mod traffic;
 pub mod versions;
 
 pub use error::ValidationError;
