@@ -452,6 +452,13 @@ pub fn validate_api(input: Value, path_id: Option<&str>) -> Result<ValidatedApi,
         obj = inner.clone();
     }
 
+    if obj.contains_key("x-tyk-api-gateway") || obj.contains_key("openapi") {
+        return Err(ValidationError::new(
+            "x-tyk-api-gateway",
+            "this is a Tyk OAS API definition (an OpenAPI document); Gatehouse does not convert \
+             those yet: export the API from Tyk as a Tyk Classic definition",
+        ));
+    }
     let def: ApiDefinition =
         serde_path_to_error::deserialize(without_nulls(&Value::Object(obj.clone())))
             .map_err(|e| ValidationError::from_serde(&e))?;
@@ -524,6 +531,12 @@ pub fn validate_api(input: Value, path_id: Option<&str>) -> Result<ValidatedApi,
         ));
     }
     let versions = VersionSet::compile(&def, MatchOptions::default())?;
+    if let Some(proxy) = obj.get("proxy") {
+        crate::balance::TargetSet::from_definition(proxy, &def.proxy.target_url)?;
+    }
+    if let Some(tests) = obj.get("uptime_tests").filter(|v| v.is_object()) {
+        crate::balance::HealthPlan::compile(tests)?;
+    }
     if def.global_rate_limit.rate < 0.0 || def.global_rate_limit.per < 0.0 {
         return Err(ValidationError::new(
             "global_rate_limit",
@@ -1250,6 +1263,38 @@ mod target_tests {
         assert!(e.message.contains("TCP proxy"), "{}", e.message);
         assert!(with_target("tls://127.0.0.1:9000").is_err());
         assert!(with_target("ftp://x").unwrap_err().message.contains("ftp"));
+    }
+
+    #[test]
+    fn oas_documents_are_named_as_such() {
+        let e = validate_api(
+            json!({"openapi": "3.0.3", "info": {"title": "x"},
+            "x-tyk-api-gateway": {"info": {"name": "x"}}}),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "x-tyk-api-gateway");
+        assert!(e.message.contains("Tyk OAS"), "{}", e.message);
+    }
+
+    #[test]
+    fn load_balancing_targets_and_uptime_checks_are_checked_when_saved() {
+        let e = validate_api(
+            json!({"name": "E", "use_keyless": true, "uptime_tests": {"check_list": [
+                       {"url": "x", "protocol": "tcp"}]},
+                   "proxy": {"listen_path": "/e/", "target_url": "http://127.0.0.1:1"}}),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "uptime_tests.check_list.0.protocol");
+        let e = validate_api(
+            json!({"name": "E", "use_keyless": true,
+                   "proxy": {"listen_path": "/e/", "target_url": "http://127.0.0.1:1",
+                             "enable_load_balancing": true, "target_list": ["tls://a:1"]}}),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "proxy.target_list.0");
     }
 
     #[test]

@@ -309,7 +309,7 @@ impl CorsPolicy {
             return true;
         }
         let o = origin.to_lowercase();
-        self.origins.iter().any(|a| *a == o)
+        self.origins.contains(&o)
             || self.wildcard_origins.iter().any(|(pre, suf)| {
                 o.len() >= pre.len() + suf.len() && o.starts_with(pre) && o.ends_with(suf)
             })

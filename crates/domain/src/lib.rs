@@ -31,6 +31,8 @@
 //!   redirect-URI splitting, developers and their validation.
 
 pub mod api;
+pub mod balance;
+pub mod breaker;
 pub mod claims;
 pub mod compat;
 pub mod cors;

@@ -76,7 +76,7 @@ impl Matcher {
                     .collect()
             })
             .unwrap_or_default();
-        (groups.is_empty() != !self.reverse, groups)
+        (groups.is_empty() == self.reverse, groups)
     }
 }
 
