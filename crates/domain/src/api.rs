@@ -108,6 +108,12 @@ pub struct ApiDefinition {
     pub version_data: VersionData,
     /// Where the version is read from a request.
     pub definition: VersionDefinition,
+    /// Tyk's `enable_context_vars`: `$tyk_context` variables have values (else they are empty).
+    #[serde(deserialize_with = "null_default")]
+    pub enable_context_vars: bool,
+    /// Tyk's `CORS` block ([`crate::cors`]).
+    #[serde(rename = "CORS", deserialize_with = "null_default")]
+    pub cors: crate::cors::CorsConfig,
 }
 
 impl Default for ApiDefinition {
@@ -150,6 +156,8 @@ impl Default for ApiDefinition {
             global_rate_limit: RateLimit::default(),
             version_data: VersionData::default(),
             definition: VersionDefinition::default(),
+            enable_context_vars: false,
+            cors: crate::cors::CorsConfig::default(),
         }
     }
 }
@@ -369,6 +377,11 @@ impl ApiDefinition {
             .then_some(self.global_rate_limit)
     }
 
+    /// The compiled `CORS` block, when `CORS.enable` is true ([`crate::cors::CorsPolicy`]).
+    pub fn cors_policy(&self) -> Option<crate::cors::CorsPolicy> {
+        crate::cors::CorsPolicy::compile(&self.cors)
+    }
+
     /// Whether the API authenticates requests with some method Gatehouse does not support; such
     /// APIs are refused (401) rather than served open.
     pub fn auth_mode(&self) -> AuthMode {
@@ -439,6 +452,13 @@ pub fn validate_api(input: Value, path_id: Option<&str>) -> Result<ValidatedApi,
         obj = inner.clone();
     }
 
+    if obj.contains_key("x-tyk-api-gateway") || obj.contains_key("openapi") {
+        return Err(ValidationError::new(
+            "x-tyk-api-gateway",
+            "this is a Tyk OAS API definition (an OpenAPI document); Gatehouse does not convert \
+             those yet: export the API from Tyk as a Tyk Classic definition",
+        ));
+    }
     let def: ApiDefinition =
         serde_path_to_error::deserialize(without_nulls(&Value::Object(obj.clone())))
             .map_err(|e| ValidationError::from_serde(&e))?;
@@ -484,7 +504,7 @@ pub fn validate_api(input: Value, path_id: Option<&str>) -> Result<ValidatedApi,
     if let Some(Value::Object(p)) = obj.get_mut("proxy") {
         p.insert("listen_path".to_owned(), Value::String(lp));
     }
-    validate_http_url(&def.proxy.target_url)
+    validate_target_url(&def.proxy.target_url)
         .map_err(|m| ValidationError::new("proxy.target_url", m))?;
     crate::routing::HostPattern::parse(&def.domain)
         .map_err(|m| ValidationError::new("domain", m))?;
@@ -511,6 +531,12 @@ pub fn validate_api(input: Value, path_id: Option<&str>) -> Result<ValidatedApi,
         ));
     }
     let versions = VersionSet::compile(&def, MatchOptions::default())?;
+    if let Some(proxy) = obj.get("proxy") {
+        crate::balance::TargetSet::from_definition(proxy, &def.proxy.target_url)?;
+    }
+    if let Some(tests) = obj.get("uptime_tests").filter(|v| v.is_object()) {
+        crate::balance::HealthPlan::compile(tests)?;
+    }
     if def.global_rate_limit.rate < 0.0 || def.global_rate_limit.per < 0.0 {
         return Err(ValidationError::new(
             "global_rate_limit",
@@ -609,6 +635,36 @@ pub(crate) fn validate_http_url(s: &str) -> Result<(), String> {
     let u = url::Url::parse(s).map_err(|e| format!("'{s}' is not a valid URL: {e}"))?;
     if u.scheme() != "http" && u.scheme() != "https" {
         return Err(format!("'{s}' must start with http:// or https://"));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("'{s}' has no host"));
+    }
+    Ok(())
+}
+
+/// Checks an upstream URL (`proxy.target_url`, `override_target`, `target_list` entries): `http`,
+/// `https`, `ws`, `wss` (WebSocket upstreams, proxied as HTTP upgrades) or `h2c` (cleartext
+/// HTTP/2), with a host. `tcp://` and `tls://` select Tyk's TCP proxy and are refused.
+pub(crate) fn validate_target_url(s: &str) -> Result<(), String> {
+    if s.trim().is_empty() {
+        return Err("a URL is required, e.g. \"http://127.0.0.1:9000\"".to_owned());
+    }
+    let u = url::Url::parse(s).map_err(|e| format!("'{s}' is not a valid URL: {e}"))?;
+    match u.scheme() {
+        "http" | "https" | "ws" | "wss" | "h2c" => {}
+        "tcp" | "tls" => {
+            return Err(format!(
+                "'{s}' is a {} target, which Tyk serves with its TCP proxy; Gatehouse proxies \
+                 HTTP (http, https, ws, wss, h2c) only",
+                u.scheme()
+            ));
+        }
+        other => {
+            return Err(format!(
+                "'{s}': the scheme '{other}' is not one Gatehouse proxies to; use http, https, \
+                 ws, wss or h2c"
+            ));
+        }
     }
     if u.host_str().is_none_or(str::is_empty) {
         return Err(format!("'{s}' has no host"));
@@ -1177,5 +1233,82 @@ mod null_tests {
             "proxy": {"listen_path": "/e/", "target_url": "http://127.0.0.1:1"}});
         let v = validate_api(d, None);
         assert!(v.is_ok(), "{v:?}");
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn with_target(t: &str) -> Result<ValidatedApi, ValidationError> {
+        validate_api(
+            json!({"name": "E", "use_keyless": true,
+                   "proxy": {"listen_path": "/e/", "target_url": t}}),
+            None,
+        )
+    }
+
+    #[test]
+    fn websocket_and_h2c_targets_are_accepted_tcp_is_refused_clearly() {
+        for t in [
+            "ws://127.0.0.1:9000",
+            "wss://echo.example",
+            "h2c://127.0.0.1:50051",
+        ] {
+            assert!(with_target(t).is_ok(), "{t}");
+        }
+        let e = with_target("tcp://127.0.0.1:9000").unwrap_err();
+        assert_eq!(e.field, "proxy.target_url");
+        assert!(e.message.contains("TCP proxy"), "{}", e.message);
+        assert!(with_target("tls://127.0.0.1:9000").is_err());
+        assert!(with_target("ftp://x").unwrap_err().message.contains("ftp"));
+    }
+
+    #[test]
+    fn oas_documents_are_named_as_such() {
+        let e = validate_api(
+            json!({"openapi": "3.0.3", "info": {"title": "x"},
+            "x-tyk-api-gateway": {"info": {"name": "x"}}}),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "x-tyk-api-gateway");
+        assert!(e.message.contains("Tyk OAS"), "{}", e.message);
+    }
+
+    #[test]
+    fn load_balancing_targets_and_uptime_checks_are_checked_when_saved() {
+        let e = validate_api(
+            json!({"name": "E", "use_keyless": true, "uptime_tests": {"check_list": [
+                       {"url": "x", "protocol": "tcp"}]},
+                   "proxy": {"listen_path": "/e/", "target_url": "http://127.0.0.1:1"}}),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "uptime_tests.check_list.0.protocol");
+        let e = validate_api(
+            json!({"name": "E", "use_keyless": true,
+                   "proxy": {"listen_path": "/e/", "target_url": "http://127.0.0.1:1",
+                             "enable_load_balancing": true, "target_list": ["tls://a:1"]}}),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "proxy.target_list.0");
+    }
+
+    #[test]
+    fn cors_and_context_vars_are_read() {
+        let v = validate_api(
+            json!({"name": "E", "use_keyless": true, "enable_context_vars": true,
+                   "CORS": {"enable": true, "allowed_origins": ["https://a"]},
+                   "proxy": {"listen_path": "/e/", "target_url": "http://127.0.0.1:1"}}),
+            None,
+        )
+        .unwrap();
+        assert!(v.def.enable_context_vars);
+        assert!(v.def.cors_policy().is_some());
+        let d = ApiDefinition::from_stored(&json!({"CORS": null})).unwrap();
+        assert!(d.cors_policy().is_none());
     }
 }

@@ -160,7 +160,7 @@ impl PathContext {
 
     /// Tyk's `matchesPath`: does `re` match the path without listen path and version, the path
     /// without listen path, or the path as given?
-    fn matches(&self, re: &Regex, path: &str) -> bool {
+    pub(crate) fn matches(&self, re: &Regex, path: &str) -> bool {
         let clean = strip_listen_path(&self.listen_path, path);
         let no_version = self.strip_version_segment(&clean);
         (no_version != clean && re.is_match(&no_version))
@@ -170,7 +170,7 @@ impl PathContext {
 
     /// The path Tyk's limit lookups (`FindSpecMatchesStatus`) start from: the listen path removed
     /// once more unless it is `/` (then `matches` removes it again, as Tyk does).
-    fn limit_path<'p>(&self, path: &'p str) -> std::borrow::Cow<'p, str> {
+    pub(crate) fn limit_path<'p>(&self, path: &'p str) -> std::borrow::Cow<'p, str> {
         if self.listen_path == "/" {
             path.into()
         } else {
@@ -691,7 +691,7 @@ fn compile_extended(
     Ok(())
 }
 
-fn pattern(
+pub(crate) fn pattern(
     path: &str,
     ignore_case: bool,
     opts: MatchOptions,
@@ -711,7 +711,7 @@ fn pattern(
     })
 }
 
-fn check_method(method: &str, field: &str) -> Result<(), ValidationError> {
+pub(crate) fn check_method(method: &str, field: &str) -> Result<(), ValidationError> {
     if method.chars().any(|c| c.is_ascii_lowercase()) {
         return Err(ValidationError::new(
             field,

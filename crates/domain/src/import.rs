@@ -28,6 +28,13 @@ const POLICY_MARKERS: &[&str] = &[
 pub fn split_policies(doc: Value) -> Result<Vec<Value>, String> {
     match doc {
         Value::Array(items) => Ok(items),
+        // The Dashboard's policy list (`GET /api/portal/policies`): {"Data": [...], "Pages": n}.
+        Value::Object(mut obj) if matches!(obj.get("Data"), Some(Value::Array(_))) => {
+            match obj.remove("Data") {
+                Some(Value::Array(items)) => Ok(items),
+                _ => Ok(Vec::new()),
+            }
+        }
         Value::Object(obj) => {
             let is_single = POLICY_MARKERS.iter().any(|k| {
                 obj.get(*k)
@@ -63,10 +70,12 @@ pub fn split_apis(doc: Value) -> Vec<Value> {
     match doc {
         Value::Array(items) => items,
         Value::Object(mut obj) => {
-            if !obj.contains_key("proxy")
-                && let Some(Value::Array(list)) = obj.remove("apis")
-            {
-                return list;
+            if !obj.contains_key("proxy") {
+                for key in ["apis", "Data"] {
+                    if let Some(Value::Array(list)) = obj.remove(key) {
+                        return list;
+                    }
+                }
             }
             vec![Value::Object(obj)]
         }
@@ -136,7 +145,41 @@ mod tests {
     }
 
     #[test]
+    fn dashboard_policy_exports_unwrap() {
+        let ps = split_policies(json!({"Data": [{"id": "a", "rate": 1}, {"id": "b"}],
+                                       "Pages": 3}))
+        .unwrap();
+        assert_eq!(ps.len(), 2);
+        assert_eq!(ps[1]["id"], json!("b"));
+        let doc: Value =
+            serde_json::from_str(include_str!("../testdata/tyk/dashboard-policies.json")).unwrap();
+        let ps = split_policies(doc).unwrap();
+        assert_eq!(ps.len(), 2);
+        for p in ps {
+            crate::policy::validate_policy(p, None).unwrap_or_else(|e| panic!("{e:?}"));
+        }
+        let doc: Value =
+            serde_json::from_str(include_str!("../testdata/tyk/policies.json")).unwrap();
+        let ps = split_policies(doc).unwrap();
+        assert_eq!(ps[0]["id"], json!("gold"));
+        for p in ps {
+            crate::policy::validate_policy(p, None).unwrap_or_else(|e| panic!("{e:?}"));
+        }
+    }
+
+    #[test]
     fn api_documents_unwrap() {
+        assert_eq!(
+            split_apis(json!({"Data": [{}, {}, {}], "Pages": 1})).len(),
+            3
+        );
+        let doc: Value =
+            serde_json::from_str(include_str!("../testdata/tyk/dashboard-apis-page.json")).unwrap();
+        let apis = split_apis(doc);
+        assert_eq!(apis.len(), 2);
+        for a in apis {
+            crate::api::validate_api(a, None).unwrap_or_else(|e| panic!("{e:?}"));
+        }
         assert_eq!(split_apis(json!({"name": "a", "proxy": {}})).len(), 1);
         assert_eq!(
             split_apis(json!({"apis": [{"api_definition": {}}, {}], "pages": 1})).len(),

@@ -31,8 +31,11 @@
 //!   redirect-URI splitting, developers and their validation.
 
 pub mod api;
+pub mod balance;
+pub mod breaker;
 pub mod claims;
 pub mod compat;
+pub mod cors;
 pub mod endpoints;
 pub mod error;
 pub mod ids;
@@ -41,9 +44,12 @@ pub mod path;
 pub mod pathmatch;
 pub mod policy;
 pub mod portal;
+pub mod rewrite;
 pub mod routing;
 pub mod session;
+pub mod template;
 pub mod throttle;
+pub mod traffic;
 pub mod versions;
 
 pub use error::ValidationError;

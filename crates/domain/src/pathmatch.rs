@@ -340,6 +340,24 @@ pub fn first_query_value(query: &str, key: &str) -> Option<String> {
     None
 }
 
+/// Every value of a query parameter, in order, decoded as Go's `url.ParseQuery` does (pairs that
+/// do not decode, or hold `;`, are skipped).
+pub fn query_values(query: &str, key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for pair in query.split('&') {
+        if pair.is_empty() || pair.contains(';') {
+            continue;
+        }
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if let (Some(k), Some(v)) = (query_unescape(k), query_unescape(v))
+            && k == key
+        {
+            out.push(v);
+        }
+    }
+    out
+}
+
 fn query_unescape(s: &str) -> Option<String> {
     let replaced = s.replace('+', " ");
     decode_path(&replaced).map(Cow::into_owned)

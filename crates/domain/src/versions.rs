@@ -36,6 +36,7 @@ use crate::api::ApiDefinition;
 use crate::endpoints::{EndpointRules, PathContext, compile_version_rules, nested_serde_error};
 use crate::error::ValidationError;
 use crate::pathmatch::{MatchOptions, first_query_value, go_regex, strip_listen_path};
+use crate::traffic::{TrafficRules, compile_traffic};
 
 /// Tyk's message when a versioned API's request names no version and there is no default.
 pub const VERSION_NOT_FOUND: &str = "Version information not found";
@@ -148,6 +149,7 @@ pub struct ApiVersion {
     headers_set: Vec<(String, String)>,
     headers_remove: Vec<String>,
     endpoints: EndpointRules,
+    traffic: TrafficRules,
 }
 
 impl ApiVersion {
@@ -200,6 +202,12 @@ impl ApiVersion {
     /// The version's endpoint rules.
     pub fn endpoints(&self) -> &EndpointRules {
         &self.endpoints
+    }
+
+    /// The version's traffic settings: header transforms, URL rewrites, hard timeouts, circuit
+    /// breakers and method transforms ([`crate::traffic`]).
+    pub fn traffic(&self) -> &TrafficRules {
+        &self.traffic
     }
 }
 
@@ -280,7 +288,9 @@ impl VersionSet {
             let field = format!("version_data.versions.{key}");
             let view: VersionInfoView = serde_path_to_error::deserialize(raw.clone())
                 .map_err(|e| nested_serde_error(&field, &e))?;
-            let version = compile_version(key, &field, &view, raw, ctx.clone(), opts)?;
+            let mut version = compile_version(key, &field, &view, raw, ctx.clone(), opts)?;
+            version.traffic =
+                compile_traffic(key, raw, &field, ctx.clone(), opts, def.enable_context_vars)?;
             if view.name.is_empty() {
                 unnamed += 1;
                 if !version.endpoints.is_empty() {
@@ -556,7 +566,7 @@ fn compile_version(
     let override_target = if view.override_target.is_empty() {
         None
     } else {
-        crate::api::validate_http_url(&view.override_target).map_err(|m| {
+        crate::api::validate_target_url(&view.override_target).map_err(|m| {
             ValidationError::new(
                 format!("{field}.override_target"),
                 format!("{field}.override_target: {m}"),
@@ -614,10 +624,11 @@ fn compile_version(
         headers_set,
         headers_remove,
         endpoints,
+        traffic: TrafficRules::default(),
     })
 }
 
-fn check_header_name(name: &str, field: &str) -> Result<(), ValidationError> {
+pub(crate) fn check_header_name(name: &str, field: &str) -> Result<(), ValidationError> {
     let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if name.is_empty() || !name.chars().all(token) {
         return Err(ValidationError::new(
