@@ -5,7 +5,7 @@
 #
 #   bench/instructions.sh BINARY [REQUESTS=2000]
 #
-# Starts BINARY (`gatehouse serve`) under callgrind with instrumentation off, an nginx upstream,
+# Starts BINARY (`gatehouse serve`) under callgrind with instrumentation off (--instr-atstart=no), an nginx upstream,
 # and creates a keyless API and a JWT API (HS256, a policy with a rate limit and a quota). Then,
 # per row, switches instrumentation on, sends REQUESTS requests over one keep-alive connection
 # (python3 http.client), switches it off, and prints the instructions per request of the
@@ -25,7 +25,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 up=$(free_port); gw=$(free_port); dash=$(free_port); portal=$(free_port)
 scripts/nginx-upstream.sh "$work/up" "$up" > /dev/null 2>&1 & pids+=($!)
 key=bench-admin-key-0123456789
-GATEHOUSE_ADMIN_KEY=$key GATEHOUSE_LOG_LEVEL=error valgrind --tool=callgrind --collect-atstart=no \
+GATEHOUSE_ADMIN_KEY=$key GATEHOUSE_LOG_LEVEL=error valgrind --tool=callgrind --instr-atstart=no \
   --callgrind-out-file="$work/cg.out" "$bin" serve --data-dir "$work/data" --worker-threads 1 \
   --analytics false --gateway-listen 127.0.0.1:$gw --dashboard-listen 127.0.0.1:$dash \
   --portal-listen 127.0.0.1:$portal > "$work/gh.out" 2> "$work/gh.err" & pids+=($!)

@@ -717,10 +717,7 @@ async fn imported_tyk_files_are_served_as_tyk_would_or_refused_naming_the_field(
         let i = item(source, id);
         assert_eq!(i["status"], "failed", "{i}");
         assert!(
-            i["error"]
-                .as_str()
-                .unwrap()
-                .starts_with(&format!("{field}")),
+            i["error"].as_str().unwrap().starts_with(&field.to_string()),
             "{source}: {i}"
         );
     }
