@@ -170,7 +170,7 @@ impl Instance {
                 );
             }
         }
-        let listener = gatehouse_gateway::tls::bind_reusable(addr).with_context(|| {
+        let listener = gatehouse_gateway::accept::bind_reusable(addr).with_context(|| {
             format!("cannot listen on {addr} for the {what}: choose another address with {setting}")
         })?;
         self.bound.push(addr);

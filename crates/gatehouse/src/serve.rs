@@ -253,10 +253,14 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         let l = Limiters::new(&cfg.counters, Arc::clone(&store))
             .await
             .context("cannot set up rate limits and quotas")?;
-        let mut tb = Telemetry::builder(cfg.telemetry.clone()).jwks(Arc::clone(&deps.jwks));
+        let mut tb = Telemetry::builder(cfg.telemetry.clone()).jwks_stats(
+            gatehouse_gateway::reports::jwks_source(Arc::clone(&deps.jwks)),
+        );
         if let Some(f) = &l.failover {
             let f = Arc::clone(f);
-            tb = tb.failover("sessions", move || f.stats());
+            tb = tb.failover("sessions", move || {
+                gatehouse_gateway::reports::limiter_report(&f.stats())
+            });
         }
         if cfg.analytics.enabled {
             let rec = Arc::new(gatehouse_telemetry::AnalyticsRecorder::new(
@@ -419,14 +423,14 @@ pub async fn serve(cfg: Config, roles: Roles) -> anyhow::Result<()> {
         }
         // The header timeout bounds the TLS handshake and the request head on these listeners.
         let head_timeout = cfg.gateway.client_header_timeout;
-        tasks.push(tokio::spawn(gatehouse_gateway::tls::serve_app(
+        tasks.push(tokio::spawn(gatehouse_gateway::accept::serve_app(
             dash_listener,
             tls.clone(),
             head_timeout,
             app_service(dash_app),
             stopped(stop_rx.clone()),
         )));
-        tasks.push(tokio::spawn(gatehouse_gateway::tls::serve_app(
+        tasks.push(tokio::spawn(gatehouse_gateway::accept::serve_app(
             portal_listener,
             tls.clone(),
             head_timeout,

@@ -12,9 +12,7 @@ use std::sync::Arc;
 
 use gatehouse_domain::api::{ApiDefinition, AuthConfig};
 use gatehouse_domain::claims;
-use gatehouse_domain::session::{
-    self, AuthzError, EffectivePolicy, ResolveInput, SessionState, policy_set_key,
-};
+use gatehouse_domain::session::{self, AuthzError, EffectivePolicy, ResolveInput, SessionState};
 use gatehouse_domain::versions::VersionGrantCheck;
 use gatehouse_jwt::{JwtError, JwtValidator};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -495,28 +493,6 @@ pub fn authorize(
         method,
     )
     .map_err(|e| authz_error(&e))
-}
-
-impl Snapshot {
-    /// The effective policy of a policy set, built once per snapshot (a policy edit makes a new
-    /// snapshot, so edits reach every session at its next request).
-    pub fn effective_policy(&self, ids: &[String]) -> Result<Arc<EffectivePolicy>, AuthzError> {
-        let key = policy_set_key(ids);
-        if let Some(e) = self.effective.read().get(&key) {
-            return Ok(Arc::clone(e));
-        }
-        let pols: Vec<&gatehouse_domain::policy::Policy> = ids
-            .iter()
-            .filter_map(|id| self.policies.get(id).map(AsRef::as_ref))
-            .collect();
-        let eff = Arc::new(session::apply_policies(&pols)?);
-        let mut map = self.effective.write();
-        if map.len() > 10_000 {
-            map.clear();
-        }
-        map.insert(key, Arc::clone(&eff));
-        Ok(eff)
-    }
 }
 
 #[cfg(test)]

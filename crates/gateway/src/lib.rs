@@ -2,10 +2,12 @@
 //! authorises them, and proxies them to the API's upstream with bodies streamed both ways.
 //!
 //! # Layout
-//! - [`server`]: the HTTP/1.1 + HTTP/2 listener ([`server::serve`]; h2c, or HTTPS with HTTP/2 by
-//!   ALPN) with graceful shutdown.
-//! - [`tls`]: certificates from PEM files reloaded without a restart, the listeners' TLS policy,
-//!   the upstream client's roots and client certificate, `SO_REUSEPORT` listeners.
+//! - [`accept`]: the one accept loop of every listener (gateway, dashboard, portal; plain or TLS,
+//!   HTTP/1.1 + HTTP/2) with the graceful stop order, and `SO_REUSEPORT` binding for upgrades.
+//! - [`server`]: what only the gateway listener does: its connection limit, head and body limits
+//!   ([`server::serve`]).
+//! - [`tls`]: rustls configuration only: certificates from PEM files reloaded without a restart,
+//!   the listeners' TLS policy, the upstream client's roots and client certificate.
 //! - [`snapshot`]: [`snapshot::Snapshot`], the immutable routing table and per-API runtime built
 //!   from the store; [`Gateway`] holds the current one in an `ArcSwap` and swaps it atomically on
 //!   every configuration change, so in-flight requests finish on the snapshot they started with.
@@ -20,6 +22,7 @@
 //! - [`watch`]: [`watch::ConfigWatcher`], which reloads the snapshot when the store's configuration
 //!   version changes (notified in-process, and polled as a safety net).
 
+pub mod accept;
 pub mod analytics;
 pub mod auth;
 pub mod context;
@@ -28,6 +31,7 @@ pub mod limited;
 pub mod limits;
 pub mod phases;
 pub mod pipeline;
+pub mod reports;
 pub mod server;
 pub mod snapshot;
 pub mod tls;

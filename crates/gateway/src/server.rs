@@ -10,6 +10,9 @@
 //!   also closes keep-alive connections left idle that long;
 //! - **request heads** over [`max_header_bytes`](crate::GatewayConfig) are answered `431`;
 //! - **bodies** over the API's limit are answered `413` ([`crate::limited`]).
+//!
+//! Accepting, TLS, serving and the stop order are [`crate::accept`]'s, shared with the dashboard
+//! and portal listeners; this module holds what only the gateway listener does.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,25 +21,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::accept::{AcceptLoop, Admitted};
 use crate::pipeline::Gateway;
-use crate::tls::{drain_backlog, serve_io};
 
-/// How long in-flight requests may take to finish once shutdown starts.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long the last accepted connections get to send their first request before the graceful
-/// shutdown starts. Graceful shutdown closes connections with no request in progress at once, and
-/// a connection accepted a moment before (or taken from the backlog) usually has its request in
-/// the socket, not yet read: without this pause it would be closed unanswered.
-pub const SHUTDOWN_LINGER: Duration = Duration::from_millis(1000);
+pub use crate::accept::{DRAIN_TIMEOUT, SHUTDOWN_LINGER};
 
 /// The answer to a connection over the limit (written raw: no request is read).
 const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
@@ -113,11 +108,16 @@ pub async fn serve_with_tls(
         )
         .keep_alive_interval(Some(cfg.client_header_timeout))
         .keep_alive_timeout(cfg.client_header_timeout);
-    let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
-    let start = |mut stream: TcpStream, remote: SocketAddr| {
-        let _ = stream.set_nodelay(true);
+    let is_tls = tls.is_some();
+    let accept = AcceptLoop {
+        name: "gateway",
+        listener,
+        tls,
+        handshake_timeout: cfg.client_header_timeout,
+        builder: Arc::new(builder),
+    };
+    let admit = |mut stream: TcpStream, remote: SocketAddr| {
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             let n = gateway
                 .connections()
@@ -131,7 +131,7 @@ pub async fn serve_with_tls(
                     "connection limit reached: refusing connections"
                 );
             }
-            if tls.is_none() {
+            if !is_tls {
                 tokio::spawn(async move {
                     let _ = tokio::time::timeout(Duration::from_secs(1), async {
                         let _ = stream.write_all(OVERLOADED).await;
@@ -140,63 +140,43 @@ pub async fn serve_with_tls(
                     .await;
                 });
             }
-            return;
+            return None;
         };
+        gateway.connections().open.fetch_add(1, Ordering::Relaxed);
         let gw = Arc::clone(&gateway);
-        gw.connections().open.fetch_add(1, Ordering::Relaxed);
-        let is_tls = tls.is_some();
-        let svc = service_fn(move |req| {
+        let service = service_fn(move |req| {
             let gw = Arc::clone(&gw);
             async move { Ok::<_, std::convert::Infallible>(gw.handle(req, remote, is_tls).await) }
         });
-        let watcher = graceful.watcher();
-        let builder = Arc::clone(&builder);
-        let tls = tls.clone();
-        let gw = Arc::clone(&gateway);
-        let handshake_timeout = cfg.client_header_timeout;
-        tokio::spawn(async move {
-            match tls {
-                None => serve_io(&builder, TokioIo::new(stream), svc, watcher).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => serve_io(&builder, TokioIo::new(s), svc, watcher).await,
-                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
-                    }
-                }
-            }
-            gw.connections().open.fetch_sub(1, Ordering::Relaxed);
-            drop(slot);
-        });
-    };
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and similar: back off instead of spinning.
-                    tracing::warn!(error = %e, "gateway accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+        Some(Admitted {
+            stream,
+            service,
+            guard: ConnectionSlot {
+                _slot: slot,
+                gateway: Arc::clone(&gateway),
             },
-            () = &mut shutdown => break,
-        };
-        start(stream, remote);
-    }
-    // Connections the kernel already queued for this listener are served, not reset.
-    for (stream, remote) in drain_backlog(listener) {
-        start(stream, remote);
-    }
+        })
+    };
     // Keep-alive clients that send another request during the linger get it answered with
     // `Connection: close` (HTTP/1) and reconnect, to the next process in an upgrade; then the
     // graceful shutdown closes idle connections and sends HTTP/2 GOAWAY.
-    gateway.begin_close();
-    tokio::time::sleep(SHUTDOWN_LINGER).await;
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("gateway drained"),
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("gateway drain timed out"),
+    let stopping = || gateway.begin_close();
+    accept.run(admit, stopping, shutdown).await;
+}
+
+/// A served client connection: its place under the connection limit and the open count, both
+/// given back when the connection ends.
+struct ConnectionSlot {
+    _slot: OwnedSemaphorePermit,
+    gateway: Arc<Gateway>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.gateway
+            .connections()
+            .open
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -9,7 +9,7 @@ use gatehouse_domain::api::{ApiDefinition, AuthMode};
 use gatehouse_domain::pathmatch::MatchOptions;
 use gatehouse_domain::policy::Policy;
 use gatehouse_domain::routing::{Route, RouteTable};
-use gatehouse_domain::session::EffectivePolicy;
+use gatehouse_domain::session::{self, AuthzError, EffectivePolicy, policy_set_key};
 use gatehouse_domain::versions::VersionSet;
 use gatehouse_jwt::{JwksCache, JwtValidator, VerifiedTokenCache};
 use gatehouse_store::{ClientRow, StoredDoc};
@@ -209,6 +209,26 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The effective policy of a policy set, built once per snapshot (a policy edit makes a new
+    /// snapshot, so edits reach every session at its next request).
+    pub fn effective_policy(&self, ids: &[String]) -> Result<Arc<EffectivePolicy>, AuthzError> {
+        let key = policy_set_key(ids);
+        if let Some(e) = self.effective.read().get(&key) {
+            return Ok(Arc::clone(e));
+        }
+        let pols: Vec<&gatehouse_domain::policy::Policy> = ids
+            .iter()
+            .filter_map(|id| self.policies.get(id).map(AsRef::as_ref))
+            .collect();
+        let eff = Arc::new(session::apply_policies(&pols)?);
+        let mut map = self.effective.write();
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        map.insert(key, Arc::clone(&eff));
+        Ok(eff)
+    }
+
     /// Builds a snapshot from stored documents. A document that cannot be read is skipped and
     /// reported in the returned list of problems (it never takes the other APIs down).
     pub fn build(

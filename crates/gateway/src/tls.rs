@@ -8,37 +8,26 @@
 //! - [`server_config`] builds the listeners' `rustls::ServerConfig`: ALPN `h2` and `http/1.1`,
 //!   TLS 1.2 and 1.3 (or 1.3 only), rustls' default suites of the aws-lc-rs provider (AEAD with
 //!   ECDHE forward secrecy only, see [`CIPHER_SUITES_DOC`]).
-//! - [`serve_app`] serves any hyper service on a listener, plain or TLS, with graceful shutdown
-//!   (the dashboard and the portal use it; the gateway has its own loop in [`crate::server`] for
-//!   its connection limit).
 //! - [`upstream_client_config`] builds the upstream client's `rustls::ClientConfig`: system roots
 //!   (Mozilla's bundled roots when the system has none) plus an optional CA bundle, and an optional
 //!   client certificate (mTLS).
-//! - [`bind_reusable`] binds a listener with `SO_REUSEADDR` and `SO_REUSEPORT`, so a new process
-//!   can bind the same ports while the old one drains (binary upgrade without refused connections).
+//!
+//! This module only builds rustls configuration; accepting connections (plain or TLS) is
+//! [`crate::accept`]'s.
 //!
 //! Private keys are never logged: errors name the file, never its content.
 
-use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
 
 /// A TLS setup error; the message names the file or setting and how to fix it.
 #[derive(Debug, thiserror::Error)]
@@ -357,208 +346,5 @@ pub fn upstream_client_config(
                 ))
             })
         }
-    }
-}
-
-/// Binds `addr` with `SO_REUSEADDR` and (on Unix) `SO_REUSEPORT`, so that a second process (the
-/// upgraded binary) can listen on the same port while this one still runs.
-pub fn bind_reusable(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    #[cfg(unix)]
-    socket.set_reuseport(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
-}
-
-/// Takes the connections already queued on `listener` (without waiting) and closes it. With
-/// `SO_REUSEPORT`, the kernel resets connections still queued on a listener when it closes;
-/// accepting them first leaves only a tiny window for that.
-pub fn drain_backlog(listener: TcpListener) -> Vec<(TcpStream, SocketAddr)> {
-    let mut out = Vec::new();
-    let Ok(std_listener) = listener.into_std() else {
-        return out;
-    };
-    let _ = std_listener.set_nonblocking(true);
-    while let Ok((s, remote)) = std_listener.accept() {
-        let _ = s.set_nonblocking(true);
-        if let Ok(s) = TcpStream::from_std(s) {
-            out.push((s, remote));
-        }
-    }
-    out
-}
-
-/// A hyper service per connection, given the client's address.
-pub trait MakeService: Send + 'static {
-    /// The service.
-    type Service: hyper::service::Service<
-            http::Request<Incoming>,
-            Response = http::Response<Self::Body>,
-            Error = Self::Error,
-            Future: Send + 'static,
-        > + Send
-        + 'static;
-    /// The response body.
-    type Body: http_body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
-        + Send
-        + 'static;
-    /// The service's error.
-    type Error: Into<Box<dyn std::error::Error + Send + Sync>>;
-    /// A service for a connection from `remote`.
-    fn make(&self, remote: SocketAddr) -> Self::Service;
-}
-
-impl<F, S, B, E> MakeService for F
-where
-    F: Fn(SocketAddr) -> S + Send + 'static,
-    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>, Error = E>
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    type Service = S;
-    type Body = B;
-    type Error = E;
-    fn make(&self, remote: SocketAddr) -> S {
-        self(remote)
-    }
-}
-
-/// Serves `make`'s services on `listener` (HTTP/1.1 and HTTP/2; over TLS with `tls`, HTTP/2 by
-/// ALPN) until `shutdown` completes; then stops accepting and lets open connections finish (up to
-/// [`crate::server::DRAIN_TIMEOUT`]). The TLS handshake must end within `handshake_timeout`.
-pub async fn serve_app<M: MakeService>(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    handshake_timeout: Duration,
-    make: M,
-    shutdown: impl Future<Output = ()>,
-) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(handshake_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
-    let closing = Arc::new(AtomicBool::new(false));
-    tokio::pin!(shutdown);
-    let start = |stream: TcpStream, remote: SocketAddr| {
-        let _ = stream.set_nodelay(true);
-        let svc = CloseWhenStopping {
-            inner: make.make(remote),
-            closing: Arc::clone(&closing),
-        };
-        let watcher = graceful.watcher();
-        let builder = Arc::clone(&builder);
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            match tls {
-                None => serve_io(&builder, TokioIo::new(stream), svc, watcher).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => serve_io(&builder, TokioIo::new(s), svc, watcher).await,
-                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!("TLS handshake timed out"),
-                    }
-                }
-            }
-        });
-    };
-    loop {
-        let (stream, remote) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        start(stream, remote);
-    }
-    for (stream, remote) in drain_backlog(listener) {
-        start(stream, remote);
-    }
-    // As on the gateway listener: keep-alive clients get `Connection: close` on their next
-    // answer during the linger, then idle connections are closed.
-    closing.store(true, Ordering::Relaxed);
-    tokio::time::sleep(crate::server::SHUTDOWN_LINGER).await;
-    tokio::select! {
-        () = graceful.shutdown() => {},
-        () = tokio::time::sleep(crate::server::DRAIN_TIMEOUT) => {
-            tracing::warn!("listener drain timed out");
-        }
-    }
-}
-
-/// A connection's service that adds `Connection: close` to HTTP/1 answers once the listener is
-/// stopping, so keep-alive clients move on between requests instead of losing one.
-struct CloseWhenStopping<S> {
-    inner: S,
-    closing: Arc<AtomicBool>,
-}
-
-impl<S, B> hyper::service::Service<http::Request<Incoming>> for CloseWhenStopping<S>
-where
-    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = http::Response<B>;
-    type Error = S::Error;
-    type Future = std::pin::Pin<
-        Box<dyn Future<Output = Result<http::Response<B>, S::Error>> + Send + 'static>,
-    >;
-
-    fn call(&self, req: http::Request<Incoming>) -> Self::Future {
-        let http1 = req.version() < http::Version::HTTP_2;
-        let closing = Arc::clone(&self.closing);
-        let answer = self.inner.call(req);
-        Box::pin(async move {
-            let mut resp = answer.await?;
-            if http1 && closing.load(Ordering::Relaxed) {
-                resp.headers_mut().insert(
-                    http::header::CONNECTION,
-                    http::HeaderValue::from_static("close"),
-                );
-            }
-            Ok(resp)
-        })
-    }
-}
-
-/// Serves one connection (plain or TLS) with `builder`, watched for graceful shutdown.
-pub(crate) async fn serve_io<I, S, B>(
-    builder: &auto::Builder<TokioExecutor>,
-    io: I,
-    svc: S,
-    watcher: Watcher,
-) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let conn = builder.serve_connection(io, svc).into_owned();
-    if let Err(e) = watcher.watch(conn).await {
-        tracing::debug!(error = %e, "client connection ended with an error");
     }
 }

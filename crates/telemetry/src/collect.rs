@@ -6,8 +6,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use gatehouse_jwt::JwksStats;
-use gatehouse_ratelimit::FailoverStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, MetricEncoder, NoLabelSet,
@@ -18,6 +16,7 @@ use crate::access_log::LogCounters;
 use crate::names::{self, Kind, MetricDef};
 use crate::outcome::{AuthOutcome, ErrorSource, LimitKind, StatusClass};
 use crate::series::SeriesTable;
+use crate::sources::{JwksUrlReport, LimiterReport};
 
 /// Starts a metric family: its `# HELP` and `# TYPE` lines.
 fn family<'a>(
@@ -177,10 +176,10 @@ pub fn url_label(url: &str) -> String {
 }
 
 /// Where JWKS statistics come from at scrape time.
-pub(crate) type JwksSource = Box<dyn Fn() -> JwksStats + Send + Sync>;
+pub(crate) type JwksSource = Box<dyn Fn() -> Vec<JwksUrlReport> + Send + Sync>;
 
 /// Where a failover limiter's statistics come from at scrape time.
-pub(crate) type FailoverSource = Box<dyn Fn() -> FailoverStats + Send + Sync>;
+pub(crate) type FailoverSource = Box<dyn Fn() -> LimiterReport + Send + Sync>;
 
 /// Reads the JWKS cache's statistics.
 pub(crate) struct JwksCollector(pub(crate) JwksSource);
@@ -206,10 +205,10 @@ struct UrlAgg {
 
 impl Collector for JwksCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
-        let stats = (self.0)();
+        let urls = (self.0)();
         // Two URLs differing only in what the label leaves out are added up.
         let mut by_label: BTreeMap<String, UrlAgg> = BTreeMap::new();
-        for u in &stats.urls {
+        for u in &urls {
             let a = by_label.entry(url_label(&u.url)).or_insert_with(|| UrlAgg {
                 usable: true,
                 ..UrlAgg::default()
@@ -277,8 +276,8 @@ impl fmt::Debug for FailoverCollector {
 
 impl Collector for FailoverCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
-        let stats: Vec<(&str, FailoverStats)> = self.0.iter().map(|(n, f)| (*n, f())).collect();
-        type Get = fn(&FailoverStats) -> u64;
+        let stats: Vec<(&str, LimiterReport)> = self.0.iter().map(|(n, f)| (*n, f())).collect();
+        type Get = fn(&LimiterReport) -> u64;
         let counters: [(&MetricDef, Get); 4] = [
             (&names::LIMITER_BACKEND_ERRORS, |s| s.backend_errors),
             (&names::LIMITER_FALLBACKS, |s| s.fallbacks),

@@ -80,12 +80,11 @@ pub mod names;
 pub mod outcome;
 pub mod request_id;
 pub mod series;
+pub mod sources;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_jwt::{JwksCache, JwksStats};
-use gatehouse_ratelimit::FailoverStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::registry::Registry;
 
@@ -94,6 +93,7 @@ pub use collect::url_label;
 pub use exchange::{CountingBody, Exchange, ObservedBody};
 pub use outcome::{AuthOutcome, ErrorSource, LimitKind, StatusClass};
 pub use request_id::X_REQUEST_ID;
+pub use sources::{JwksUrlReport, LimiterReport};
 
 use access_log::{AccessLog, LogCounters};
 pub use analytics::AnalyticsRecorder;
@@ -195,13 +195,11 @@ pub struct TelemetryBuilder {
 }
 
 impl TelemetryBuilder {
-    /// Exposes the JWKS cache's statistics (read at scrape time).
-    pub fn jwks(self, cache: Arc<JwksCache>) -> Self {
-        self.jwks_stats(move || cache.stats())
-    }
-
-    /// Exposes JWKS statistics from any source (read at scrape time).
-    pub fn jwks_stats(mut self, stats: impl Fn() -> JwksStats + Send + Sync + 'static) -> Self {
+    /// Exposes JWKS statistics, one report per URL, read from `stats` at each scrape.
+    pub fn jwks_stats(
+        mut self,
+        stats: impl Fn() -> Vec<JwksUrlReport> + Send + Sync + 'static,
+    ) -> Self {
         self.jwks = Some(Box::new(stats));
         self
     }
@@ -210,7 +208,7 @@ impl TelemetryBuilder {
     pub fn failover(
         mut self,
         name: &'static str,
-        stats: impl Fn() -> FailoverStats + Send + Sync + 'static,
+        stats: impl Fn() -> LimiterReport + Send + Sync + 'static,
     ) -> Self {
         self.failover.push((name, Box::new(stats)));
         self

@@ -204,49 +204,35 @@ fn scrape_time_sources_are_read_at_each_scrape() {
     let fetches = Arc::new(AtomicU64::new(1));
     let f = Arc::clone(&fetches);
     let t = Telemetry::builder(TelemetryConfig::default())
-        .jwks_stats(move || JwksStats {
-            fetches: f.load(Relaxed),
-            urls: vec![
-                gatehouse_jwt::JwksUrlStats {
+        .jwks_stats(move || {
+            vec![
+                JwksUrlReport {
                     url: "https://idp/jwks?k=secret".into(),
-                    registrations: 1,
                     fetches: f.load(Relaxed),
                     fetch_failures: 0,
                     unknown_kid_refetches: 1,
                     refetches_suppressed: 0,
                     key_set_changes: 0,
                     keys: 2,
-                    kids: vec!["a".into(), "b".into()],
                     age: Some(Duration::from_millis(1500)),
-                    ttl: Duration::from_secs(240),
-                    ttl_source: gatehouse_jwt::TtlSource::Default,
                     stale: false,
                     usable: true,
-                    consecutive_failures: 0,
-                    last_error: None,
                 },
-                gatehouse_jwt::JwksUrlStats {
+                JwksUrlReport {
                     url: "https://other/jwks".into(),
-                    registrations: 1,
                     fetches: 3,
                     fetch_failures: 3,
                     unknown_kid_refetches: 0,
                     refetches_suppressed: 2,
                     key_set_changes: 0,
                     keys: 0,
-                    kids: vec![],
                     age: None,
-                    ttl: Duration::from_secs(240),
-                    ttl_source: gatehouse_jwt::TtlSource::Default,
                     stale: true,
                     usable: false,
-                    consecutive_failures: 3,
-                    last_error: Some("refused".into()),
                 },
-            ],
-            ..JwksStats::default()
+            ]
         })
-        .failover("sessions", || FailoverStats {
+        .failover("sessions", || LimiterReport {
             backend_errors: 4,
             fallbacks: 7,
             unavailable: 0,
@@ -319,8 +305,8 @@ fn every_defined_metric_is_documented_and_exposed() {
 
     // With every source registered, every metric has its TYPE line.
     let t = Telemetry::builder(TelemetryConfig::default())
-        .jwks_stats(JwksStats::default)
-        .failover("sessions", FailoverStats::default)
+        .jwks_stats(Vec::new)
+        .failover("sessions", LimiterReport::default)
         .analytics(Arc::new(crate::AnalyticsRecorder::default()))
         .build()
         .unwrap();
